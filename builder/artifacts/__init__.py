@@ -1,0 +1,64 @@
+"""Artifact readers: one module per format, each turning a trained model file into IR.
+
+Each reader module exposes:
+  FORMAT: str                      the format name used in numerai.yaml
+  SUFFIXES: tuple[str, ...]        file suffixes that infer this format
+  read(path, feature_names=None) -> builder.ir.TreeEnsemble | builder.ir.Graph
+  native_predict(path, X: np.ndarray, feature_names) -> np.ndarray  (n_rows, n_outputs)
+      the native library's own predictions (for fidelity checks); needs the library installed.
+The registry below is data so `nmr` can print what is supported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from builder.errors import NmrError
+
+FORMATS: dict[str, str] = {
+    "lightgbm": "builder.artifacts.lightgbm",
+    "xgboost": "builder.artifacts.xgboost",
+    "sklearn": "builder.artifacts.sklearn",
+    "onnx": "builder.artifacts.onnx",
+}
+
+# suffix -> format; ".json" is ambiguous (LightGBM dump_model vs XGBoost save_model) and is
+# resolved by peeking at the content in infer_format.
+SUFFIXES: dict[str, str] = {
+    ".txt": "lightgbm",
+    ".lgb": "lightgbm",
+    ".ubj": "xgboost",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+    ".joblib": "sklearn",
+    ".onnx": "onnx",
+}
+
+
+def reader(fmt: str):
+    """The reader module for a format name."""
+    if fmt not in FORMATS:
+        raise NmrError(f"unknown artifact format {fmt!r} (known: {', '.join(FORMATS)})")
+    return importlib.import_module(FORMATS[fmt])
+
+
+def infer_format(path: Path) -> str | None:
+    """The format implied by a file's suffix (and, for .json, its first bytes); None if unknown."""
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            head = path.open("rb").read(4096)
+        except OSError:
+            return None
+        if b'"learner"' in head:
+            return "xgboost"
+        if b'"tree_info"' in head or b'"feature_names"' in head:
+            return "lightgbm"
+        return None
+    return SUFFIXES.get(suffix)
+
+
+def read(path: Path, fmt: str, feature_names=None):
+    """Read an artifact into IR."""
+    return reader(fmt).read(Path(path), feature_names)

@@ -1,0 +1,79 @@
+"""The Typer application and the rules every command shares.
+
+A command parses flags, calls one function of one stage and renders the result. User errors
+(``NmrError``) become one line on stderr and exit code 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+
+import typer
+
+from builder.errors import NmrError
+
+app = typer.Typer(
+    name="nmr",
+    help="Build, lock, test and deploy Numerai model-upload pickles from numerai.yaml.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+def debug_enabled() -> bool:
+    return _state["debug"]
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one line to stderr and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func):
+    """Turn NmrError (and unexpected exceptions) into one line + exit 1, unless --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except NmrError as error:
+            if debug_enabled():
+                traceback.print_exc()
+            fail(str(error), getattr(error, "exit_code", 1))
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+        except Exception as error:  # a bug in nmr: say so in one line, details under --debug
+            if debug_enabled():
+                traceback.print_exc()
+            fail(
+                f"internal error: {type(error).__name__}: {error} (run with --debug for the traceback)"
+            )
+
+    return wrapper
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    version: bool = typer.Option(False, "--version", help="Print the nmr version and exit."),
+) -> None:
+    """Build, lock, test and deploy Numerai model-upload pickles from numerai.yaml."""
+    _state["debug"] = debug
+    if version:
+        from builder import __version__
+
+        typer.echo(f"nmr {__version__}")
+        raise typer.Exit(0)
+
+
+def echo_err(message: str) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,3 @@
+"""nmr commands of this stage (filled in by its owner)."""
+
+from builder.cli.app import app  # noqa: F401
