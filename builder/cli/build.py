@@ -1,3 +1,204 @@
-"""nmr commands of this stage (filled in by its owner)."""
+"""`nmr build`, `nmr inspect` and `nmr runtimes`: make the pickles, look inside one, list images."""
 
-from builder.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from builder.cli.app import app, user_errors
+
+
+@app.command()
+@user_errors
+def build(
+    slots: list[str] = typer.Argument(None, help="Model slots to build (default: all)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
+    check: bool = typer.Option(
+        False, "--check", help="Build nothing; exit 1 if numerai.lock is out of date (for CI)."
+    ),
+    python: Path = typer.Option(
+        None, "--python", help="Base interpreter for the runtime env (its exact minor version)."
+    ),
+    config: Path = typer.Option(None, "-f", "--file", help="numerai.yaml to use."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Build build/<slot>/model.pkl for each slot in its runtime's Python and update numerai.lock."""
+    from builder.build import build_project
+    from builder.config import load
+
+    project = load(config)
+
+    def show(result) -> None:
+        if not as_json:
+            typer.echo(_result_line(project, result))
+
+    results = build_project(
+        project, slots=slots or None, force=force, check=check, python=python, log=show
+    )
+    if as_json:
+        typer.echo(json.dumps([_result_dict(project, r) for r in results], indent=2))
+    stale = [r.slot for r in results if r.status == "out of date"]
+    if check and stale:
+        print(
+            f"error: numerai.lock is out of date for {', '.join(stale)}; run `nmr build`",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def inspect(
+    pickle_file: Path = typer.Argument(..., help="A pickle file (e.g. build/<slot>/model.pkl)."),
+    runtime: str = typer.Option(
+        None, "--runtime", help="Load it in this runtime's env (default: from numerai.lock)."
+    ),
+    python: Path = typer.Option(None, "--python", help="Load it with this interpreter."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Show a pickle's size, sha256, imported modules, signature and nmr bundle summary."""
+    from builder.errors import NmrError
+    from builder.pack import inspect_pickle
+
+    if not pickle_file.is_file():
+        raise NmrError(f"{pickle_file}: no such file")
+    interpreter = python or _interpreter_for(pickle_file, runtime)
+    info = inspect_pickle(pickle_file, interpreter)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+        return
+    typer.echo(f"file:       {pickle_file}")
+    typer.echo(f"size:       {info['size']:,} bytes")
+    typer.echo(f"sha256:     {info['sha256']}")
+    typer.echo(f"imports:    {', '.join(info['modules']) or '-'}")
+    if info["refused"]:
+        typer.echo(f"NOT in numerai_predict for nmr: {', '.join(info['refused'])}")
+    if "load_error" in info:
+        typer.echo(f"load:       failed in {interpreter}: {info['load_error']}")
+    elif "parameters" in info:
+        params = info["parameters"]
+        if params is None:
+            typer.echo(f"signature:  none ({info.get('signature_error')})")
+        else:
+            verdict = "ok" if len(params) in (1, 2) else "numerai-predict refuses it"
+            typer.echo(f"signature:  ({', '.join(params)}) -> {len(params)} argument(s), {verdict}")
+        typer.echo(f"loaded by:  Python {info.get('python_version')} ({info.get('type')})")
+    else:
+        typer.echo("signature:  (not loaded: pass --runtime TAG or --python PATH to load it)")
+    summary = info.get("summary")
+    if summary:
+        typer.echo(f"slot:       {summary.get('slot')} (built for {summary.get('runtime')})")
+        typer.echo(f"features:   {summary.get('features')}")
+        for member in summary.get("members", []):
+            size = (
+                f"{member['trees']} trees" if "trees" in member else f"{member.get('onnx_nodes')} ops"
+            )
+            typer.echo(
+                f"model:      {member['kind']} {member['artifact']} ({member['task']}, {size}, "
+                f"{member['features']} features, weight {member['weight']:g})"
+            )
+        typer.echo(f"pre:        {', '.join(summary.get('preprocessing', [])) or '-'}")
+        post = summary.get("postprocessing", [])
+        typer.echo(f"post:       {', '.join(post) or '- (raw output)'}")
+
+
+@app.command("runtimes")
+@user_errors
+def runtimes_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON."),
+) -> None:
+    """List the numerai_predict runtimes nmr can build for (* marks the default)."""
+    from builder import runtimes
+
+    catalog = runtimes.runtimes()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "tag": r.tag,
+                        "python": r.python,
+                        "default": r.default,
+                        "aliases": list(r.aliases),
+                        "source": r.source,
+                        "pins": r.pins,
+                    }
+                    for r in catalog
+                ],
+                indent=2,
+            )
+        )
+        return
+    typer.echo(
+        f"  {'runtime':34} {'python':6} {'numpy':7} {'pandas':7} {'cloudpickle':11} "
+        f"{'pyarrow':8} pins"
+    )
+    for r in catalog:
+        mark = "*" if r.default else " "
+        p = r.pins
+        typer.echo(
+            f"{mark} {r.tag:34} {r.python:6} {p['numpy']:7} {p['pandas']:7} "
+            f"{p['cloudpickle']:11} {p['pyarrow']:8} {len(p)}"
+        )
+    typer.echo("* default (numerai.yaml `runtime:` picks another)")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _result_line(project, result) -> str:
+    rel = result.pickle_path.relative_to(project.root).as_posix()
+    if result.status == "out of date":
+        return f"{result.slot}: out of date ({', '.join(result.changed)})"
+    if result.status == "up to date":
+        return f"{result.slot}: up to date ({rel}, sha256 {(result.sha256 or '')[:12]})"
+    return (
+        f"{result.slot}: built {rel} ({result.size:,} bytes, sha256 {result.sha256[:12]}) "
+        f"with Python {result.python_version} for {result.runtime}"
+    )
+
+
+def _result_dict(project, result) -> dict:
+    return {
+        "slot": result.slot,
+        "status": result.status,
+        "rebuilt": result.rebuilt,
+        "pickle": result.pickle_path.relative_to(project.root).as_posix(),
+        "sha256": result.sha256,
+        "size": result.size,
+        "runtime": result.runtime,
+        "python_version": result.python_version,
+        "changed": list(result.changed),
+    }
+
+
+def _interpreter_for(pickle_file: Path, runtime: str | None):
+    """The env interpreter of the runtime the pickle was built for, when known."""
+    from builder.env import ensure_env
+
+    if runtime:
+        return ensure_env(runtime).python
+    tag = _locked_runtime(pickle_file)
+    return ensure_env(tag).python if tag else None
+
+
+def _locked_runtime(pickle_file: Path) -> str | None:
+    """The runtime of the numerai.lock slot whose pickle has this file's sha256, if any."""
+    import hashlib
+
+    digest = hashlib.sha256(pickle_file.read_bytes()).hexdigest()
+    for directory in pickle_file.resolve().parents:
+        lock = directory / "numerai.lock"
+        if lock.is_file():
+            try:
+                slots = json.loads(lock.read_text(encoding="utf-8")).get("slots", {})
+            except ValueError:
+                return None
+            for entry in slots.values():
+                if entry.get("pickle", {}).get("sha256") == digest:
+                    return entry.get("inputs", {}).get("runtime")
+            return None
+    return None

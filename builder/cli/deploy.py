@@ -1,3 +1,255 @@
-"""nmr commands of this stage (filled in by its owner)."""
+"""`nmr plan`, `nmr apply`, `nmr status`, `nmr logs`: deploy numerai.yaml to Numerai model slots.
 
-from builder.cli.app import app  # noqa: F401
+Each command talks to Numerai's API (keys from NUMERAI_PUBLIC_ID / NUMERAI_SECRET_KEY, endpoint
+NUMERAI_API_URL) or, with ``--sandbox``, to a sandbox embedded in the project's ``.nmr/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from builder.cli.app import app, user_errors
+from builder.errors import NmrError
+
+_CONFIG = typer.Option(None, "-f", "--file", help="numerai.yaml to use (default: search up).")
+_SANDBOX = typer.Option(
+    False, "--sandbox", help="Use a local sandbox in the project's .nmr/ instead of Numerai."
+)
+_TARGET = typer.Option(None, "--target", "-t", help="Only this model slot (repeatable).")
+
+
+@app.command()
+@user_errors
+def plan(
+    target: list[str] = _TARGET,
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as versioned JSON."),
+    detailed_exitcode: bool = typer.Option(
+        False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."
+    ),
+    out: Path = typer.Option(
+        None, "-out", "--out", help="Save the plan to this file for `nmr apply FILE`."
+    ),
+    no_build: bool = typer.Option(
+        False, "--no-build", help="Take pickle hashes from numerai.lock without building."
+    ),
+    sandbox: bool = _SANDBOX,
+    config: Path = _CONFIG,
+) -> None:
+    """Show what apply would change on the model slots (Terraform-style diff)."""
+    from builder.deploy import desired as desired_state
+    from builder.deploy.apply import current_plan
+    from builder.deploy.plan import render_text, to_json
+
+    project = _load(config)
+    models = desired_state.select_models(project, target)
+    if no_build:
+        desired = desired_state.from_lock(project, models)
+    else:
+        desired = desired_state.from_build(project, models, log=_build_log)
+    desired = _sandbox_creates(desired, sandbox)
+    with _client(project, sandbox) as client:
+        the_plan = current_plan(client, desired, sandbox=sandbox, targets=tuple(target or ()))
+    if out is not None:
+        out.write_text(to_json(the_plan), encoding="utf-8")
+    typer.echo(to_json(the_plan).rstrip() if as_json else render_text(the_plan))
+    if out is not None and not as_json:
+        typer.echo(f"Saved the plan to {out}; apply it with: nmr apply {out}")
+    if detailed_exitcode and the_plan.has_changes:
+        raise typer.Exit(2)
+
+
+@app.command()
+@user_errors
+def apply(
+    plan_file: Path = typer.Argument(None, help="A plan saved by `nmr plan -out FILE`."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking (for CI)."),
+    target: list[str] = _TARGET,
+    sandbox: bool = _SANDBOX,
+    config: Path = _CONFIG,
+    validation_timeout: float = typer.Option(
+        1800.0, "--validation-timeout", help="Seconds to wait for Numerai's validation."
+    ),
+) -> None:
+    """Build, test, upload, wait for validation, assign: make the slots match numerai.yaml."""
+    from builder.deploy import desired as desired_state
+    from builder.deploy.apply import apply_plan, check_not_stale, current_plan, project_lock
+    from builder.deploy.plan import from_json, render_text
+
+    project = _load(config)
+    saved = None
+    if plan_file is not None:
+        saved = from_json(_read(plan_file))
+        target = [change.slot for change in saved.changes]
+        sandbox = sandbox or saved.sandbox
+    with project_lock(project.root):
+        models = desired_state.select_models(project, target)
+        desired = _sandbox_creates(
+            desired_state.from_build(project, models, log=_build_log), sandbox
+        )
+        with _client(project, sandbox) as client:
+            fresh = current_plan(client, desired, sandbox=sandbox, targets=tuple(target or ()))
+            if saved is not None:
+                check_not_stale(saved, fresh)
+            if not fresh.has_changes:
+                typer.echo(render_text(fresh))
+                return
+            typer.echo(render_text(fresh))
+            if saved is None:
+                _confirm(yes)
+            started = time.monotonic()
+
+            def progress(slot: str, message: str) -> None:
+                typer.echo(f"{slot}: {message} [{time.monotonic() - started:.0f}s]")
+
+            outcomes = apply_plan(
+                fresh,
+                desired,
+                client,
+                local_test=desired_state.local_tester(project, project.root / ".nmr"),
+                progress=progress,
+                validation_timeout=validation_timeout,
+            )
+    applied = sum(o.status == "applied" for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    typer.echo(f"Apply complete: {applied} applied, {len(failed)} failed.")
+    if failed:
+        raise NmrError(
+            "; ".join(f"{o.slot}: {o.message}" for o in failed)
+            + " (the previously assigned pickles stay in place)"
+        )
+
+
+@app.command()
+@user_errors
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+    sandbox: bool = _SANDBOX,
+    config: Path = _CONFIG,
+) -> None:
+    """Each slot of the project: assigned pickle hash, validation and trigger status."""
+    from builder.deploy.state import read_slots
+
+    project = _load(config)
+    with _client(project, sandbox) as client:
+        remote = read_slots(client)
+    rows = []
+    for model in project.models:
+        slot = remote.get(model.slot)
+        assigned = slot.assigned if slot else None
+        rows.append(
+            {
+                "slot": model.slot,
+                "exists": slot is not None,
+                "model_id": slot.model_id if slot else None,
+                "pickle_sha256_prefix": assigned.sha_prefix if assigned else None,
+                "pickle_filename": assigned.filename if assigned else None,
+                "validation_status": assigned.validation_status if assigned else None,
+                "trigger_status": assigned.trigger_status if assigned else None,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"format_version": 1, "slots": rows}, indent=2))
+        return
+    width = max([len(row["slot"]) for row in rows] + [4])
+    typer.echo(f"{'SLOT':<{width}}  {'PICKLE':<16}  {'VALIDATION':<10}  TRIGGER")
+    for row in rows:
+        if not row["exists"]:
+            typer.echo(f"{row['slot']:<{width}}  (slot does not exist)")
+            continue
+        pickle = row["pickle_sha256_prefix"] or (
+            "(not nmr)" if row["pickle_filename"] else "(none)"
+        )
+        typer.echo(
+            f"{row['slot']:<{width}}  {pickle:<16}  {row['validation_status'] or '-':<10}  "
+            f"{row['trigger_status'] or '-'}"
+        )
+
+
+@app.command()
+@user_errors
+def logs(
+    slot: str = typer.Argument(..., help="The model slot."),
+    sandbox: bool = _SANDBOX,
+    config: Path = _CONFIG,
+) -> None:
+    """Status sequence and log lines of the slot's most recent validation or run."""
+    project = _load(config)
+    with _client(project, sandbox) as client:
+        model = next((m for m in client.models() if m["name"] == slot), None)
+        if model is None:
+            raise NmrError(f"model slot {slot!r} does not exist on this account")
+        pickles = client.pickles(model_id=model["id"])
+        if not pickles:
+            raise NmrError(f"model slot {slot!r} has no uploaded pickle")
+        pickle = max(pickles, key=lambda p: p.get("insertedAt") or "")
+        triggers = pickle.get("triggers") or []
+        if not triggers:
+            raise NmrError(f"pickle {pickle['filename']} of {slot!r} has not run yet")
+        trigger = triggers[-1]
+        typer.echo(f"{slot}: {pickle['filename']} ({trigger.get('type') or 'run'})")
+        for entry in trigger.get("statuses") or []:
+            note = f" - {entry['description']}" if entry.get("description") else ""
+            typer.echo(f"  {entry.get('insertedAt')}  {entry['status']}{note}")
+        for line in client.trigger_logs(trigger["id"]):
+            typer.echo(line.get("message") or "")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _load(config: Path | None):
+    from builder.config import load
+
+    return load(config)
+
+
+@contextlib.contextmanager
+def _client(project, sandbox: bool):
+    if sandbox:
+        from builder.sandbox.embedded import embedded_client
+
+        with embedded_client(project) as client:
+            yield client
+    else:
+        from builder.deploy.client import NumeraiClient
+
+        yield NumeraiClient.from_env()
+
+
+def _build_log(result) -> None:
+    # stderr, so that `nmr plan --json` keeps stdout pure JSON
+    typer.echo(f"build {result.slot}: {result.status} ({(result.sha256 or '')[:16]})", err=True)
+
+
+def _sandbox_creates(desired: list, sandbox: bool) -> list:
+    """In the sandbox every configured slot may be created: a local account starts empty."""
+    if not sandbox:
+        return desired
+    from dataclasses import replace
+
+    return [replace(want, create=True) for want in desired]
+
+
+def _confirm(yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise NmrError(
+            "refusing to apply without confirmation: there is no terminal to ask on; "
+            "pass --yes (CI) or apply a saved plan"
+        )
+    if not typer.confirm("Apply these changes?", default=False):
+        raise NmrError("apply cancelled; nothing was changed")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise NmrError(f"cannot read plan file {path}: {error.strerror}") from None

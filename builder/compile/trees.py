@@ -1,0 +1,273 @@
+"""TreeEnsemble IR -> builder.kernels.trees.TreeEnsembleEvaluator.
+
+Strategy choice (stated heuristic, tested in tests/test_trees_kernel.py):
+  * a tree of depth <= BITS_MAX_DEPTH without linear leaves is evaluated by the bit-sliced
+    strategy ("bits"): padding to a complete tree costs 2**depth slots, which stays cheap up
+    to depth 8 (a uint8 leaf index) and is where Numerai models live (depth 4-8);
+  * deeper trees (e.g. leaf-wise LightGBM trees without max_depth) and linear trees use the
+    level-synchronous walk ("walk"), the exact reference for any data.
+  * "bits" needs inputs that are small non-negative integers or NaN; the evaluator checks each
+    block of rows at predict time and walks the same trees when the check fails.
+Consecutive trees of one output column with the same strategy form a chunk; accumulation order
+is the tree order whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from builder.errors import ArtifactError
+from builder.ir import TreeEnsemble
+from builder.kernels.transforms import TRANSFORMS
+from builder.kernels.trees import MAX_CODE, NAN_CODE, TreeEnsembleEvaluator
+
+BITS_MAX_DEPTH = 8
+STRATEGIES = ("auto", "walk", "bits")
+
+
+def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEvaluator:
+    """Compile a tree ensemble into a picklable numpy evaluator.
+
+    strategy: "auto" (the heuristic above), "walk" (reference traversal only) or "bits"
+    (bit-sliced wherever the tree allows it, same as auto today).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown tree strategy {strategy!r} (known: {', '.join(STRATEGIES)})")
+    if ens.transform not in TRANSFORMS:
+        raise ArtifactError(f"unknown tree output transform {ens.transform!r}")
+    acc_dtype = np.dtype(ens.accumulate_dtype)
+    nodes, tree_root = _global_nodes(ens, acc_dtype)
+    depth = _tree_depths(ens, nodes, tree_root)
+    linear = _linear_arrays(ens)
+    linear_tree = np.zeros(ens.n_trees, dtype=bool)
+    if linear is not None:
+        tree_of_node = np.repeat(np.arange(ens.n_trees), np.diff(ens.tree_offsets))
+        linear_tree[tree_of_node[linear["is_linear"]]] = True
+
+    use_bits = (depth <= BITS_MAX_DEPTH) & ~linear_tree
+    if strategy == "walk":
+        use_bits[:] = False
+    predicates = node_pred = None
+    if use_bits.any():
+        predicates, node_pred = _predicates(ens, nodes)
+
+    classes = []
+    for k in range(ens.n_outputs):
+        trees = np.nonzero(ens.tree_class == k)[0]
+        chunks = []
+        for run in _runs(use_bits[trees]):
+            ids = trees[run]
+            kind = "bits" if use_bits[ids[0]] else "walk"
+            d = int(depth[ids].max())
+            chunk = {"kind": kind, "trees": tree_root[ids].astype(np.int32), "depth": d}
+            if kind == "bits":
+                chunk["node_pred"], chunk["leaf_values"] = _padded(
+                    nodes, tree_root[ids], d, node_pred
+                )
+            chunks.append(chunk)
+        classes.append(chunks)
+
+    average_counts = None
+    if ens.average:
+        average_counts = np.bincount(ens.tree_class, minlength=ens.n_outputs).astype(acc_dtype)
+        average_counts[average_counts == 0] = 1
+    return TreeEnsembleEvaluator(
+        feature_names=ens.feature_names,
+        task=ens.task,
+        n_raw=ens.n_outputs,
+        input_float32=ens.input_dtype == "float32",
+        compare_lt=ens.compare == "<",
+        acc_dtype=acc_dtype,
+        init=np.asarray(ens.init, dtype=acc_dtype).reshape(ens.n_outputs),
+        average_counts=average_counts,
+        transform=ens.transform,
+        transform_params=ens.transform_params,
+        nodes=nodes,
+        linear=linear,
+        classes=classes,
+        predicates=predicates,
+    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _global_nodes(ens: TreeEnsemble, acc_dtype) -> tuple[dict, np.ndarray]:
+    """Node arrays with children as global indices; a leaf's children are itself."""
+    offsets = np.asarray(ens.tree_offsets, dtype=np.int64)
+    n_nodes = ens.n_nodes
+    sizes = np.diff(offsets)
+    if (sizes < 1).any():
+        raise ArtifactError(f"tree {int(np.argmax(sizes < 1))} has no nodes")
+    base = np.repeat(offsets[:-1], sizes)
+    feature = np.asarray(ens.split_feature, dtype=np.int32)
+    is_leaf = feature < 0
+    own = np.arange(n_nodes, dtype=np.int64)
+    left = np.where(is_leaf, own, base + np.asarray(ens.left_child, dtype=np.int64))
+    right = np.where(is_leaf, own, base + np.asarray(ens.right_child, dtype=np.int64))
+    end = np.repeat(offsets[1:], sizes)
+    bad = ~is_leaf & ((left < base) | (left >= end) | (right < base) | (right >= end))
+    if bad.any():
+        raise ArtifactError(f"node {int(np.argmax(bad))} has a child outside its tree")
+    if (feature >= len(ens.feature_names)).any():
+        raise ArtifactError(
+            f"a split uses feature {int(feature.max())} but the model has "
+            f"{len(ens.feature_names)} features"
+        )
+    zam = np.asarray(ens.zero_as_missing, dtype=bool)
+    nodes = {
+        "feature": feature,
+        "threshold": np.asarray(ens.threshold, dtype=np.float64),
+        "left": left.astype(np.int32),
+        "right": right.astype(np.int32),
+        "default_left": np.asarray(ens.default_left, dtype=bool),
+        "nan_as_zero": np.asarray(ens.nan_as_zero, dtype=bool),
+        "zero_as_missing": zam,
+        "any_zero_as_missing": bool(zam.any()),
+        "value": np.asarray(ens.leaf_value).astype(acc_dtype),
+        "is_categorical": None,
+        "cat_offsets": None,
+        "cat_words": None,
+    }
+    if ens.is_categorical is not None and np.asarray(ens.is_categorical).any():
+        nodes["is_categorical"] = np.asarray(ens.is_categorical, dtype=bool)
+        nodes["cat_offsets"] = np.asarray(ens.cat_offsets, dtype=np.int64)
+        nodes["cat_words"] = np.asarray(ens.cat_words, dtype=np.uint32)
+    return nodes, offsets[:-1].copy()
+
+
+def _tree_depths(ens: TreeEnsemble, nodes: dict, roots: np.ndarray) -> np.ndarray:
+    """Number of splits on the longest root-to-leaf path of every tree."""
+    depth = np.zeros(ens.n_trees, dtype=np.int64)
+    tree = np.arange(ens.n_trees)
+    frontier = roots.astype(np.int64)
+    d = 0
+    while len(frontier):
+        internal = nodes["feature"][frontier] >= 0
+        frontier, tree = frontier[internal], tree[internal]
+        if not len(frontier):
+            break
+        d += 1
+        depth[tree] = d
+        if d > ens.n_nodes:
+            raise ArtifactError("a tree has a cycle")
+        frontier = np.concatenate([nodes["left"][frontier], nodes["right"][frontier]])
+        tree = np.concatenate([tree, tree])
+    return depth
+
+
+def _linear_arrays(ens: TreeEnsemble) -> dict | None:
+    """The IR's ``linear`` dict (LightGBM linear_tree) with fixed dtypes, or None.
+
+    Layout (node-indexed, flat node space): is_linear bool[n_nodes], const f64[n_nodes],
+    offsets int64[n_nodes+1] into features int32 (model column) / coeff f64.
+    """
+    if not ens.linear:
+        return None
+    lin = ens.linear
+    return {
+        "is_linear": np.asarray(lin["is_linear"], dtype=bool),
+        "const": np.asarray(lin["const"], dtype=np.float64),
+        "offsets": np.asarray(lin["offsets"], dtype=np.int64),
+        "features": np.asarray(lin["features"], dtype=np.int64),
+        "coeff": np.asarray(lin["coeff"], dtype=np.float64),
+    }
+
+
+def _runs(flags: np.ndarray) -> list[np.ndarray]:
+    """Index ranges of consecutive equal values."""
+    if len(flags) == 0:
+        return []
+    cuts = np.nonzero(np.diff(flags.astype(np.int8)))[0] + 1
+    bounds = np.concatenate([[0], cuts, [len(flags)]])
+    return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
+    """Distinct (feature, codes going right) predicates and each node's predicate index.
+
+    The code sets come from the kernel's own routing function applied to the values
+    0..MAX_CODE-1 and NaN, so the bit-sliced path cannot disagree with the walk.
+    """
+    probe_eval = TreeEnsembleEvaluator(
+        feature_names=ens.feature_names,
+        task=ens.task,
+        n_raw=1,
+        input_float32=ens.input_dtype == "float32",
+        compare_lt=ens.compare == "<",
+        acc_dtype=np.float64,
+        init=np.zeros(1),
+        average_counts=None,
+        transform="identity",
+        transform_params={},
+        nodes=nodes,
+        linear=None,
+        classes=[],
+        n_outputs=1,
+    )
+    probe = np.arange(MAX_CODE + 1, dtype=np.float64)
+    probe[NAN_CODE] = np.nan
+    if ens.input_dtype == "float32":
+        probe = probe.astype(np.float32).astype(np.float64)
+    internal = np.nonzero(nodes["feature"] >= 0)[0]
+    # nodes that route identically: same threshold and flags (categorical nodes stand alone)
+    cat = (
+        nodes["is_categorical"][internal]
+        if nodes["is_categorical"] is not None
+        else np.zeros(len(internal), dtype=bool)
+    )
+    keys = np.stack(
+        [
+            nodes["threshold"][internal],
+            nodes["default_left"][internal],
+            nodes["nan_as_zero"][internal],
+            nodes["zero_as_missing"][internal],
+            np.where(cat, internal, -1).astype(np.float64),
+        ],
+        axis=1,
+    )
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    reps = internal[first]
+    masks = np.zeros(len(reps), dtype=np.uint64)
+    for a in range(0, len(reps), 4096):
+        rep = reps[a : a + 4096]
+        node = np.repeat(rep[:, None], len(probe), axis=1)
+        x = np.broadcast_to(probe, node.shape).copy()
+        go_right = ~probe_eval._decide(node, x)
+        weights = np.uint64(1) << np.arange(MAX_CODE + 1, dtype=np.uint64)
+        masks[a : a + len(rep)] = np.bitwise_or.reduce(
+            np.where(go_right, weights, np.uint64(0)), axis=1
+        )
+    node_mask = masks[inverse.ravel()]
+    node_feat = nodes["feature"][internal].astype(np.int64)
+    # predicate 0 is "always left" (mask 0), also used by padding slots
+    pairs = np.stack([node_feat, node_mask.astype(np.int64)], axis=1)
+    upairs, pinv = np.unique(pairs, axis=0, return_inverse=True)
+    pinv = pinv.ravel()
+    used_features, slot = np.unique(upairs[:, 0], return_inverse=True)
+    pred_masks = np.concatenate([[np.uint64(0)], upairs[:, 1].astype(np.uint64)])
+    pred_slot = np.concatenate([[0], slot.ravel()]).astype(np.intp)
+    node_pred = np.zeros(len(nodes["feature"]), dtype=np.int32)
+    node_pred[internal] = np.where(node_mask == 0, 0, pinv + 1)
+    predicates = {
+        "features": used_features.astype(np.intp),
+        "feature_slot": pred_slot,
+        "masks": pred_masks,
+    }
+    return predicates, node_pred
+
+
+def _padded(nodes: dict, roots: np.ndarray, depth: int, node_pred: np.ndarray):
+    """Trees padded to complete depth: predicate per heap slot and value per leaf slot."""
+    t = len(roots)
+    preds = np.zeros((t, (1 << depth) - 1), dtype=np.int32)
+    cur = roots.astype(np.int64)[:, None]
+    for d in range(depth):
+        is_leaf = nodes["feature"][cur] < 0
+        preds[:, (1 << d) - 1 : (1 << (d + 1)) - 1] = np.where(is_leaf, 0, node_pred[cur])
+        nxt = np.empty((t, cur.shape[1] * 2), dtype=np.int64)
+        nxt[:, 0::2] = nodes["left"][cur]
+        nxt[:, 1::2] = nodes["right"][cur]
+        cur = nxt
+    leaf_values = nodes["value"][cur]
+    return preds, np.ascontiguousarray(leaf_values)

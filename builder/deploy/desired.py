@@ -1,0 +1,130 @@
+"""Desired state per slot from numerai.yaml + numerai.lock, and the local test apply runs first.
+
+``from_build`` runs the build (which rebuilds only slots whose inputs changed, so it is a no-op
+when numerai.lock is current) and takes each pickle's sha256 from it; ``from_lock`` only reads
+numerai.lock (a slot missing from it is "known after build"). ``local_tester`` runs a pickle
+through the numerai-predict emulation (what ``nmr test`` does) and remembers passing hashes in
+``.nmr/tested/`` so a re-run does not test the same bytes twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.config.model import ModelConfig, Project
+from builder.deploy.plan import DesiredSlot
+from builder.errors import NmrError
+
+
+def select_models(project: Project, targets: list[str] | tuple[str, ...] | None) -> list[ModelConfig]:
+    """The configured slots to act on (all when ``targets`` is empty); unknown names fail."""
+    if not targets:
+        return list(project.models)
+    known = {model.slot for model in project.models}
+    unknown = [name for name in targets if name not in known]
+    if unknown:
+        raise NmrError(
+            f"--target {unknown[0]!r} is not a model slot in {project.config_path.name} "
+            f"(slots: {', '.join(sorted(known))})"
+        )
+    return [model for model in project.models if model.slot in set(targets)]
+
+
+def from_build(project: Project, models: list[ModelConfig], log=None) -> list[DesiredSlot]:
+    """Build what is out of date; ``log(BuildResult)`` is called per slot."""
+    from builder.build import build_project
+
+    results = {
+        result.slot: result
+        for result in build_project(project, slots=[m.slot for m in models], log=log)
+    }
+    return [
+        _desired(project, model, results[model.slot].sha256, Path(results[model.slot].pickle_path))
+        for model in models
+    ]
+
+
+def from_lock(project: Project, models: list[ModelConfig]) -> list[DesiredSlot]:
+    """Hashes from numerai.lock for slots whose inputs are unchanged; None ("known after
+    build") for the others."""
+    from builder.build import build_project
+
+    results = {
+        result.slot: result
+        for result in build_project(project, slots=[m.slot for m in models], check=True)
+    }
+    desired = []
+    for model in models:
+        result = results[model.slot]
+        current = result.status == "up to date" and result.sha256
+        desired.append(
+            _desired(
+                project,
+                model,
+                result.sha256 if current else None,
+                Path(result.pickle_path) if current else None,
+            )
+        )
+    return desired
+
+
+def local_tester(project: Project, state_dir: Path):
+    """A ``LocalTest`` for apply: the pickle must pass the numerai-predict emulation."""
+    tested = Path(state_dir) / "tested"
+    models = {model.slot: model for model in project.models}
+
+    def test(want: DesiredSlot) -> tuple[bool, str]:
+        marker = tested / want.sha256
+        if marker.exists():
+            return True, ""
+        from builder.env import ensure_env
+        from builder.runner import run_pickle
+
+        model = models[want.slot]
+        live = live_data(project, [model], Path(state_dir))
+        benchmarks = project.data.live_benchmarks
+        if benchmarks is not None and not Path(benchmarks).exists():
+            benchmarks = None
+        result = run_pickle(want.pickle_path, ensure_env(want.runtime).python, live, benchmarks)
+        if result.ok:
+            tested.mkdir(parents=True, exist_ok=True)
+            marker.write_text(want.slot + "\n")
+            return True, result.log
+        return False, f"{result.log}\nERROR:root:{result.reason or result.status}"
+
+    return test
+
+
+def live_data(project: Project, models: list[ModelConfig], state_dir: Path) -> Path:
+    """The project's live parquet, or one synthesized for the slots' features (cached)."""
+    live = project.data.live
+    if live is not None and Path(live).exists():
+        return Path(live)
+    candidate = project.data.dir / "live.parquet"
+    if candidate.exists():
+        return candidate
+    import hashlib
+
+    from builder.datasets import synth_live
+
+    features: dict[str, None] = {}
+    for model in models:
+        features.update(dict.fromkeys(model.features))
+    key = hashlib.sha256("\n".join(features).encode()).hexdigest()[:16]
+    path = Path(state_dir) / f"live-{key}.parquet"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synth_live(list(features)).to_parquet(path)
+    return path
+
+
+def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:
+    return DesiredSlot(
+        slot=model.slot,
+        sha256=sha256,
+        pickle_path=path,
+        runtime=model.runtime,
+        data_version=model.deploy.data_version or project.data.version,
+        create=model.deploy.create,
+        trigger=model.deploy.trigger,
+    )

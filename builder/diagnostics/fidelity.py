@@ -1,0 +1,125 @@
+"""Fidelity: does the pickle's compiled model say what the native library says?
+
+The pickle is loaded by the runtime's own Python (``model_child.py fidelity``), which returns
+each member's preprocessed inputs and raw evaluator output (before postprocessing). The
+builder then asks the native library (``builder.artifacts.reader(fmt).native_predict``) for
+its predictions on exactly those inputs and reports the largest absolute difference.
+
+Tolerances are the compilers' stated promises (../shared/ARCHITECTURE.md invariant 4): tree
+ensembles reproduce the native library bit for bit (0.0); ONNX graphs match onnxruntime to
+1e-5 relative (absolute for outputs below 1 in magnitude).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from builder.errors import NmrError
+
+# format -> relative tolerance (0.0: must be identical)
+TOLERANCES = {"lightgbm": 0.0, "xgboost": 0.0, "sklearn": 0.0, "onnx": 1e-5}
+_CHILD = Path(__file__).with_name("model_child.py")
+
+
+@dataclass
+class MemberFidelity:
+    artifact: str
+    format: str
+    rows: int
+    max_abs_diff: float | None  # None when skipped
+    tolerance: float
+    ok: bool
+    skipped: str | None = None  # why the comparison did not run
+
+
+@dataclass
+class FidelityReport:
+    members: list[MemberFidelity] = field(default_factory=list)
+    skipped: str | None = None  # the whole check did not run (not an nmr pickle, ...)
+
+    @property
+    def ok(self) -> bool:
+        return all(m.ok for m in self.members)
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "members": [asdict(m) for m in self.members],
+        }
+
+
+def check_fidelity(pickle_path, python, live_path, model_config, max_rows: int = 5000):
+    """Compare every member of an nmr pickle with its native model on the live sample."""
+    with tempfile.TemporaryDirectory(prefix="nmr-fidelity-") as tmp:
+        out = str(Path(tmp) / "members.npz")
+        done = subprocess.run(
+            [
+                str(python),
+                str(_CHILD),
+                "fidelity",
+                str(pickle_path),
+                str(live_path),
+                out,
+                str(max_rows),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise NmrError(f"fidelity check could not evaluate {pickle_path}: {last}")
+        meta = json.loads(Path(out + ".json").read_text())
+        if meta["kind"] != "nmr":
+            return FidelityReport(skipped="not an nmr-built pickle")
+        arrays = dict(np.load(out))
+    members = list(model_config.members)
+    if meta["members"] != len(members):
+        raise NmrError(
+            f"the pickle has {meta['members']} model(s) but numerai.yaml configures "
+            f"{len(members)} for {model_config.slot}: rebuild it"
+        )
+    report = FidelityReport()
+    for i, member in enumerate(members):
+        report.members.append(compare_member(member, arrays[f"X{i}"], arrays[f"raw{i}"]))
+    return report
+
+
+def compare_member(member, X: np.ndarray, raw: np.ndarray) -> MemberFidelity:
+    """Native predictions of one configured member vs the pickle's raw output on ``X``."""
+    from builder.artifacts import reader
+
+    tolerance = TOLERANCES.get(member.format, 0.0)
+    base = dict(
+        artifact=str(member.artifact), format=member.format, rows=len(X), tolerance=tolerance
+    )
+    try:
+        native = reader(member.format).native_predict(member.artifact, X, list(member.features))
+    except ImportError as error:
+        name = getattr(error, "name", None) or member.format
+        return MemberFidelity(**base, max_abs_diff=None, ok=True, skipped=f"{name} not installed")
+    native = np.asarray(native, dtype=np.float64).reshape(len(X), -1)
+    raw = np.asarray(raw, dtype=np.float64).reshape(len(X), -1)
+    if native.shape != raw.shape:
+        return MemberFidelity(
+            **base,
+            max_abs_diff=float("inf"),
+            ok=False,
+            skipped=f"shape {raw.shape} vs native {native.shape}",
+        )
+    diff = np.abs(raw - native)
+    same_nan = np.isnan(raw) & np.isnan(native)
+    diff[same_nan] = 0.0
+    diff[np.isnan(diff)] = np.inf
+    max_diff = float(diff.max()) if diff.size else 0.0
+    allowed = tolerance * np.maximum(np.abs(native), 1.0)
+    allowed[np.isnan(allowed)] = 0.0
+    ok = bool(np.all(diff <= allowed))
+    return MemberFidelity(**base, max_abs_diff=max_diff, ok=ok)

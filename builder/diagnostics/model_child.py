@@ -1,0 +1,145 @@
+"""Runs inside the runtime venv (numpy, pandas, pyarrow, cloudpickle only; no ``builder``).
+
+Two jobs, both needing the pickle loaded by the Python that will load it in production:
+
+``fidelity PICKLE LIVE OUT.npz MAX_ROWS``
+    For an nmr bundle (an object with ``members``, ``feature_names`` and ``preprocessing``):
+    the preprocessed model inputs and each member's raw evaluator output (before any
+    postprocessing), so the builder can compare them with the native library's predictions.
+    Writes ``{"kind": "other"}`` to OUT.json for any other pickle.
+
+``validate PICKLE VALIDATION BENCHMARKS|- OUT_DIR``
+    Predictions on a validation parquet, era by era: the file is streamed row group by row
+    group reading only the columns the pickle needs (an nmr bundle declares them; for other
+    pickles every column is read), each era is handed to the pickle as live data would be,
+    and ``OUT_DIR/predictions.parquet`` (id, era, prediction, target) plus
+    ``OUT_DIR/exposure.json`` (max |corr(prediction, feature)| per era) are written. Prints
+    ``progress DONE TOTAL`` lines on stdout.
+"""
+
+import json
+import sys
+from inspect import signature
+
+import numpy as np
+import pandas as pd
+
+
+def main(argv):
+    job = argv[0]
+    if job == "fidelity":
+        fidelity(argv[1], argv[2], argv[3], int(argv[4]))
+    elif job == "validate":
+        validate(argv[1], argv[2], None if argv[3] == "-" else argv[3], argv[4])
+    else:
+        raise SystemExit(f"unknown job {job!r}")
+
+
+def fidelity(pickle_path, live_path, out_path, max_rows):
+    model = pd.read_pickle(pickle_path)
+    if not all(hasattr(model, a) for a in ("members", "feature_names", "preprocessing")):
+        with open(out_path + ".json", "w") as handle:
+            json.dump({"kind": "other"}, handle)
+        return
+    live = pd.read_parquet(live_path, columns=list(model.feature_names)).iloc[:max_rows]
+    X = live.to_numpy(dtype=np.float64, na_value=np.nan)
+    for step in model.preprocessing:
+        X = step.apply(X)
+    arrays = {}
+    for i, member in enumerate(model.members):
+        X_member = np.ascontiguousarray(X[:, member.columns])
+        arrays[f"X{i}"] = X_member
+        arrays[f"raw{i}"] = np.asarray(member.evaluator.predict(X_member), dtype=np.float64)
+    np.savez(out_path, **arrays)
+    with open(out_path + ".json", "w") as handle:
+        json.dump({"kind": "nmr", "members": len(model.members)}, handle)
+
+
+def validate(pickle_path, validation_path, benchmarks_path, out_dir):
+    import pyarrow.parquet as pq
+
+    model = pd.read_pickle(pickle_path)
+    num_args = len(signature(model).parameters)
+    source = pq.ParquetFile(validation_path)
+    names = source.schema_arrow.names
+    index_columns = _index_columns(source)
+    if hasattr(model, "required_columns"):
+        wanted = {"era", "target", *model.required_columns}
+        columns = [c for c in names if c in wanted or c in index_columns]
+        feature_columns = list(model.feature_names)
+    else:
+        columns = names
+        feature_columns = [c for c in names if c.startswith("feature_")]
+    benchmarks = None
+    if num_args == 2 and benchmarks_path is not None:
+        benchmarks = pd.read_parquet(benchmarks_path)
+
+    total = source.num_row_groups
+    pieces = []
+    exposures = {}
+    pending = None
+    for group in range(total):
+        frame = source.read_row_group(group, columns=columns).to_pandas()
+        if pending is not None:
+            frame = pd.concat([pending, frame])
+        last_era = frame["era"].iloc[-1]
+        # eras are contiguous in Numerai files; the last era may continue in the next group
+        done = frame[frame["era"] != last_era] if group < total - 1 else frame
+        pending = frame[frame["era"] == last_era] if group < total - 1 else None
+        for era, era_frame in done.groupby("era", sort=False):
+            prediction = _predict(model, num_args, era_frame, benchmarks)
+            pieces.append(
+                pd.DataFrame(
+                    {
+                        "era": era,
+                        "prediction": prediction,
+                        "target": era_frame["target"].to_numpy(dtype=np.float64)
+                        if "target" in era_frame
+                        else np.nan,
+                    },
+                    index=era_frame.index,
+                )
+            )
+            exposures[str(era)] = _max_exposure(prediction, era_frame, feature_columns)
+        print(f"progress {group + 1} {total}", flush=True)
+    result = pd.concat(pieces) if pieces else pd.DataFrame(columns=["era", "prediction", "target"])
+    result.index = result.index.astype(str)
+    result.index.name = "id"
+    result.to_parquet(f"{out_dir}/predictions.parquet")
+    with open(f"{out_dir}/exposure.json", "w") as handle:
+        json.dump(exposures, handle)
+
+
+def _predict(model, num_args, era_frame, benchmarks):
+    if num_args == 2:
+        era_benchmarks = benchmarks.reindex(era_frame.index) if benchmarks is not None else None
+        out = model(era_frame, era_benchmarks)
+    else:
+        out = model(era_frame)
+    if isinstance(out, pd.DataFrame):
+        out = out.iloc[:, 0]
+    return np.asarray(pd.Series(out).reindex(era_frame.index), dtype=np.float64)
+
+
+def _max_exposure(prediction, era_frame, feature_columns):
+    present = [c for c in feature_columns if c in era_frame.columns]
+    if not present or len(prediction) < 3:
+        return None
+    F = era_frame[present].to_numpy(dtype=np.float64, na_value=np.nan)
+    F = np.where(np.isnan(F), np.nanmean(F, axis=0, keepdims=True), F)
+    p = prediction - prediction.mean()
+    F = F - F.mean(axis=0, keepdims=True)
+    norms = np.sqrt((F * F).sum(axis=0)) * np.sqrt((p * p).sum())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = (p @ F) / norms
+    corr = corr[np.isfinite(corr)]
+    return float(np.abs(corr).max()) if corr.size else None
+
+
+def _index_columns(source):
+    metadata = source.schema_arrow.pandas_metadata or {}
+    return [c for c in metadata.get("index_columns", []) if isinstance(c, str)]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

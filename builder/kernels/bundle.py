@@ -1,0 +1,96 @@
+"""The callable Numerai loads: live features (and benchmarks) in, one ``prediction`` column out.
+
+numerai-predict calls ``model(live_features, live_benchmark_models)`` when the pickle's
+signature has 2 parameters and ``model(live_features)`` when it has 1 (NUMERAI.md §1.5), so the
+two forms are two classes whose ``__call__`` differ only in arity. Shipped inside the pickle:
+numpy, pandas and stdlib only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .steps import Context, rank_per_era, to_one_column
+
+
+class Member:
+    """One compiled model of the bundle: its evaluator and where its inputs sit in X."""
+
+    def __init__(self, evaluator, columns: np.ndarray, task: str, weight: float = 1.0):
+        self.evaluator = evaluator
+        self.columns = np.asarray(columns, dtype=np.int64)  # indices into Bundle.feature_names
+        self.task = task
+        self.weight = float(weight)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        raw = self.evaluator.predict(X[:, self.columns])
+        return to_one_column(raw, self.task)
+
+
+class Bundle:
+    """Preprocessing, the model(s) and postprocessing of one model slot."""
+
+    def __init__(
+        self,
+        feature_names: tuple[str, ...],
+        preprocessing: list,
+        members: list[Member],
+        ensemble: bool,
+        postprocessing: list,
+        required_columns: tuple[str, ...],
+        summary: dict,
+    ):
+        self.feature_names = tuple(feature_names)  # the columns of X, in order
+        self.preprocessing = list(preprocessing)
+        self.members = list(members)
+        self.ensemble = bool(ensemble)
+        self.postprocessing = list(postprocessing)
+        self.required_columns = tuple(required_columns)  # every live column predict reads
+        self.summary = summary  # plain data for `nmr inspect`
+
+    def predict(self, live_features: pd.DataFrame, live_benchmark_models=None) -> pd.DataFrame:
+        missing = [c for c in self.required_columns if c not in live_features.columns]
+        if missing:
+            shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+            raise ValueError(
+                f"live_features is missing {len(missing)} column(s) this model needs: {shown}"
+            )
+        X = live_features[list(self.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+        for step in self.preprocessing:
+            X = step.apply(X)
+        ctx = Context(live_features, live_benchmark_models)
+        if self.ensemble:
+            # Members are put on one scale (per-era ranks) before the weighted mean.
+            total = sum(member.weight for member in self.members)
+            p = np.zeros(len(live_features), dtype=np.float64)
+            for member in self.members:
+                p += member.weight * rank_per_era(member.predict(X), ctx.eras)
+            p /= total
+        else:
+            p = self.members[0].predict(X)
+        for step in self.postprocessing:
+            p = step.apply(p, ctx)
+        return pd.DataFrame({"prediction": p}, index=live_features.index)
+
+    def __repr__(self) -> str:
+        kinds = "+".join(str(m.get("kind")) for m in self.summary.get("members", []))
+        steps = [*self.summary.get("preprocessing", []), *self.summary.get("postprocessing", [])]
+        return (
+            f"<nmr predict slot={self.summary.get('slot')!r} features={len(self.feature_names)} "
+            f"models={kinds} steps={steps}>"
+        )
+
+
+class Predict(Bundle):
+    """2-argument form: ``predict(live_features, live_benchmark_models)`` (Numerai's default)."""
+
+    def __call__(self, live_features, live_benchmark_models):
+        return self.predict(live_features, live_benchmark_models)
+
+
+class PredictLegacy(Bundle):
+    """1-argument form: ``predict(live_features)`` (no benchmarks are downloaded)."""
+
+    def __call__(self, live_features):
+        return self.predict(live_features, None)

@@ -1,0 +1,407 @@
+"""Tree-ensemble evaluators that ship inside the pickle (numpy + standard library only).
+
+``TreeEnsembleEvaluator`` evaluates the flat node arrays of ``builder.ir.TreeEnsemble`` (the
+semantics are defined in builder/ir.py) and reproduces the native library bit for bit:
+
+* routing is done per node exactly as the IR says (input cast, NaN -> 0, zero-as-missing,
+  ``<=`` / ``<``, categorical bitsets), so every strategy below agrees with the native library;
+* leaf values are accumulated per output column in tree order, in the library's precision,
+  starting from ``init`` (LightGBM: double; XGBoost: float32). ``np.sum`` over the contiguous
+  axis is pairwise and would not match (../shared/COMPILERS.md §7), so trees are laid out as
+  rows of a (trees, rows) matrix and summed with ``np.add.reduce(axis=0)``, whose outer loop
+  runs over trees in order; ``_reduce_is_sequential`` checks that property on the numpy that
+  runs (the container's), and a plain loop takes over if it ever fails.
+
+The trees of one output column are cut into chunks of consecutive trees; each chunk has a
+strategy that finds the leaf of every (tree, row):
+
+* ``walk``: level-synchronous traversal of (tree, row) pairs, any data, any depth. Exact
+  reference for everything else.
+* ``bits``: bit-sliced evaluation for inputs whose values are small non-negative integers (or
+  NaN), as Numerai's 0..4 features. Each split is turned, at compile time, into the set of
+  value codes that go right; at predict time one 64-rows-per-word bitset is built per distinct
+  (feature, code set) predicate, and trees padded to complete depth are walked with bitwise
+  multiplexers to assemble each row's leaf index from the path bits. The input is checked at
+  predict time; anything else falls back to ``walk`` for that block of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from builder.kernels.transforms import apply_transform
+
+# LightGBM kZeroThreshold is the float 1e-35f compared against a double
+# (include/LightGBM/meta.h, tree.h IsZero).
+ZERO_THRESHOLD = float(np.float32(1e-35))
+
+# Codes of the bit-sliced strategy: value v in 0..MAX_CODE-1 is code v, NaN is code NAN_CODE.
+MAX_CODE = 63
+NAN_CODE = 63
+
+# Working-set bounds: (tree, row) pairs per step, rows per block.
+PAIRS_PER_STEP = 1 << 21
+TREES_PER_BITS_STEP = 64
+ROWS_PER_BLOCK = 16384
+
+
+class TreeEnsembleEvaluator:
+    """A compiled tree ensemble. Built by builder.compile.trees.compile_trees."""
+
+    def __init__(
+        self,
+        *,
+        feature_names,
+        task,
+        n_raw,
+        input_float32,
+        compare_lt,
+        acc_dtype,
+        init,
+        average_counts,
+        transform,
+        transform_params,
+        nodes,
+        linear,
+        classes,
+        predicates=None,
+        n_outputs=None,
+    ):
+        self.feature_names = tuple(feature_names)
+        self.task = task
+        self.n_raw = int(n_raw)
+        self.input_float32 = bool(input_float32)
+        self.compare_lt = bool(compare_lt)
+        self.acc_dtype = np.dtype(acc_dtype)
+        self.init = np.asarray(init, dtype=self.acc_dtype)
+        self.average_counts = average_counts
+        self.transform = transform
+        self.transform_params = dict(transform_params or {})
+        self.nodes = nodes
+        self.linear = linear
+        self.classes = classes
+        self.predicates = predicates
+        if n_outputs is None:
+            probe = np.zeros((1, self.n_raw), dtype=self.acc_dtype)
+            n_outputs = apply_transform(transform, probe, self.transform_params).shape[1]
+        self.n_outputs = int(n_outputs)
+
+    # ------------------------------------------------------------------ public
+
+    def predict(self, X) -> np.ndarray:
+        """What the native library's predict / predict_proba returns: float64 (rows, outputs)."""
+        raw = self.predict_raw(X)
+        return apply_transform(self.transform, raw, self.transform_params)
+
+    def predict_raw(self, X) -> np.ndarray:
+        """Raw scores (margins) in the accumulation dtype, (rows, n_raw)."""
+        X = self._as_matrix(X)
+        n = X.shape[0]
+        out = np.empty((n, self.n_raw), dtype=self.acc_dtype)
+        sequential = _reduce_is_sequential()
+        for start in range(0, n, ROWS_PER_BLOCK):
+            block = X[start : start + ROWS_PER_BLOCK]
+            out[start : start + len(block)] = self._predict_block(block, sequential)
+        if self.average_counts is not None:
+            out = out / np.asarray(self.average_counts, dtype=self.acc_dtype)
+        return out
+
+    def strategies(self) -> dict:
+        """How many trees each strategy evaluates (for reports)."""
+        counts: dict = {}
+        for chunks in self.classes:
+            for chunk in chunks:
+                counts[chunk["kind"]] = counts.get(chunk["kind"], 0) + len(chunk["trees"])
+        return counts
+
+    # ------------------------------------------------------------------ blocks
+
+    def _as_matrix(self, X) -> np.ndarray:
+        if hasattr(X, "columns"):
+            X = X[list(self.feature_names)].to_numpy()
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected a 2-D array with {len(self.feature_names)} feature columns, "
+                f"got shape {X.shape}"
+            )
+        return X
+
+    def _predict_block(self, X: np.ndarray, sequential: bool) -> np.ndarray:
+        n = X.shape[0]
+        xf = None
+        bits = None
+        if self.predicates is not None:
+            bits = _predicate_bits(X, self.predicates)
+        raw = np.empty((n, self.n_raw), dtype=self.acc_dtype)
+        for k, chunks in enumerate(self.classes):
+            acc = np.full(n, self.init[k], dtype=self.acc_dtype)
+            for chunk in chunks:
+                if chunk["kind"] == "bits" and bits is not None:
+                    acc = _bits_accumulate(chunk, bits, acc, n)
+                    continue
+                if xf is None:
+                    xf = self._float_input(X)
+                acc = self._walk_chunk(chunk, xf, acc, sequential)
+            raw[:, k] = acc
+        return raw
+
+    def _float_input(self, X: np.ndarray) -> np.ndarray:
+        if self.input_float32:
+            X = X.astype(np.float32, copy=False)
+        return np.ascontiguousarray(X, dtype=np.float64)
+
+    def _walk_chunk(self, chunk, xf, acc, sequential):
+        trees = chunk["trees"]
+        n = xf.shape[0]
+        step = max(1, PAIRS_PER_STEP // max(n, 1))
+        for a in range(0, len(trees), step):
+            leaves = self._walk(xf, trees[a : a + step], chunk["depth"])
+            vals = self.nodes["value"][leaves]
+            if self.linear is not None:
+                vals = self._linear_values(xf, leaves, vals)
+            acc = _sum_in_order(acc, vals, sequential)
+        return acc
+
+    # ------------------------------------------------------------------ walk strategy
+
+    def _walk(self, xf: np.ndarray, roots: np.ndarray, depth: int) -> np.ndarray:
+        """Leaf node index of every (tree, row): int (len(roots), rows)."""
+        nd = self.nodes
+        n, width = xf.shape
+        node = np.repeat(roots.astype(np.intp)[:, None], n, axis=1)
+        rowbase = np.arange(n, dtype=np.intp) * width
+        flat = xf.ravel()
+        for _ in range(depth):
+            feat = nd["feature"][node]
+            x = flat[rowbase + np.maximum(feat, 0)]
+            go_left = self._decide(node, x)
+            node = np.where(go_left, nd["left"][node], nd["right"][node])
+        return node
+
+    def _decide(self, node: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """IR routing of value x at node (vectorized): True where the row goes left."""
+        nd = self.nodes
+        isnan = np.isnan(x)
+        if isnan.any():
+            to_zero = isnan & nd["nan_as_zero"][node]
+            x = np.where(to_zero, 0.0, x)
+            isnan = isnan & ~to_zero
+        missing = isnan
+        if nd["any_zero_as_missing"]:
+            missing = missing | (nd["zero_as_missing"][node] & (np.abs(x) <= ZERO_THRESHOLD))
+        thr = nd["threshold"][node]
+        left = (x < thr) if self.compare_lt else (x <= thr)
+        if nd["is_categorical"] is not None:
+            cat = nd["is_categorical"][node]
+            if cat.any():
+                left[cat] = _in_category_set(nd, node[cat], x[cat])
+        return np.where(missing, nd["default_left"][node], left)
+
+    def _linear_values(self, xf, leaves, vals):
+        """LightGBM linear trees (Tree::Predict): const + sum coeff_i * x_i in order; a NaN in
+        any of the leaf's features gives the plain leaf value instead."""
+        lin = self.linear
+        has = lin["is_linear"][leaves]
+        if not has.any():
+            return vals
+        n, width = xf.shape
+        ti, ri = np.nonzero(has)
+        node = leaves[ti, ri]
+        out = lin["const"][node].copy()
+        nan_found = np.zeros(len(node), dtype=bool)
+        start = lin["offsets"][node]
+        count = lin["offsets"][node + 1] - start
+        for i in range(int(count.max()) if len(count) else 0):
+            use = count > i
+            j = start[use] + i
+            x = xf[ri[use], lin["features"][j]]
+            nan_found[use] |= np.isnan(x)
+            out[use] = out[use] + lin["coeff"][j] * x
+        vals = vals.copy()
+        vals[ti, ri] = np.where(nan_found, vals[ti, ri], out)
+        return vals
+
+
+# ---------------------------------------------------------------------- bit-sliced strategy
+
+
+def _predicate_bits(X: np.ndarray, pred: dict) -> np.ndarray | None:
+    """Row bitsets (n_predicates, words) uint64 of every predicate: bit r of word w set when
+    row 64*w + r goes right. None when the block's values are not all small codes."""
+    xt = X.T
+    if X.flags.c_contiguous:
+        xt = np.ascontiguousarray(xt)  # one transpose, then the row gather below is cheap
+    found = _small_codes(xt[pred["features"]])  # (used features, rows)
+    if found is None:
+        return None
+    codes, top, has_nan = found
+    n = codes.shape[1]
+    words = (n + 63) // 64
+    present = list(range(top + 1)) + ([NAN_CODE] if has_nan else [])
+    # (features, padded rows) codes; padding rows read as code 0 and are never used
+    ct = np.zeros((codes.shape[0], words * 64), dtype=np.uint8)
+    ct[:, :n] = codes
+    nan = ct == NAN_CODE if has_nan else None
+    if nan is not None:
+        ct[nan] = 0
+    n_planes = top.bit_length()
+    planes = [_pack_rows((ct >> j) & 1) for j in range(n_planes)]
+    nan_bits = _pack_rows(nan) if nan is not None else None
+    masks = pred["masks"]  # uint64 per predicate: bit c set when code c goes right
+    slot = pred["feature_slot"]  # predicate -> row of ct
+    bits = np.zeros((len(masks), words), dtype=np.uint64)
+    for c in present:
+        sel = np.nonzero((masks >> np.uint64(c)) & np.uint64(1))[0]
+        if len(sel) == 0:
+            continue
+        if c == NAN_CODE:
+            eq = nan_bits
+        else:
+            eq = None
+            for j, plane in enumerate(planes):
+                term = plane if (c >> j) & 1 else ~plane
+                eq = term if eq is None else eq & term
+            if eq is None:  # only code 0 present
+                eq = np.full((ct.shape[0], words), ~np.uint64(0), dtype=np.uint64)
+            if nan_bits is not None:
+                eq = eq & ~nan_bits
+        bits[sel] |= eq[slot[sel]]
+    return bits
+
+
+def _pack_rows(flags: np.ndarray) -> np.ndarray:
+    """(features, 64*words) 0/1 -> (features, words) uint64, row r of word w at bit r."""
+    packed = np.packbits(
+        flags.view(np.bool_) if flags.dtype == np.bool_ else flags != 0, axis=1, bitorder="little"
+    )
+    return packed.view(np.uint64)
+
+
+def _small_codes(xs: np.ndarray) -> tuple[np.ndarray, int, bool] | None:
+    """(uint8 codes, largest non-NaN code, any NaN) of a block whose values are integers in
+    0..MAX_CODE-1 or NaN; None otherwise."""
+    if xs.size == 0:
+        return np.zeros(xs.shape, dtype=np.uint8), 0, False
+    if xs.dtype.kind in "iub":
+        lo, hi = int(xs.min()), int(xs.max())
+        if lo < 0 or hi >= MAX_CODE:
+            return None
+        return xs.astype(np.uint8), hi, False
+    if xs.dtype.kind != "f":
+        return None
+    nan = np.isnan(xs)
+    has_nan = bool(nan.any())
+    filled = np.where(nan, 0, xs) if has_nan else xs
+    lo, hi = filled.min(), filled.max()
+    if not (lo >= 0 and hi < MAX_CODE):
+        return None
+    codes = filled.astype(np.uint8)
+    if not np.array_equal(codes, filled):
+        return None  # fractional values
+    if has_nan:
+        codes[nan] = NAN_CODE
+    return codes, int(hi), has_nan
+
+
+def _bits_accumulate(chunk: dict, bits: np.ndarray, acc: np.ndarray, n: int) -> np.ndarray:
+    """acc + the leaf values of the chunk's trees, in tree order, from the predicate bitsets.
+
+    Trees go in steps small enough for the step's working set to stay in cache; within a
+    step the path bits are computed for all trees at once, then each tree's leaf values are
+    gathered from its small table and added (a per-tree loop: order-preserving and faster
+    than one large gather)."""
+    depth = chunk["depth"]
+    node_pred = chunk["node_pred"]  # (trees, 2**depth - 1) predicate per heap slot
+    tables = chunk["leaf_values"]  # (trees, 2**depth) in the accumulation dtype
+    words = bits.shape[1]
+    step = max(1, min(TREES_PER_BITS_STEP, (1 << 22) // max(words * 64 * 8, 1)))
+    for a in range(0, len(node_pred), step):
+        preds = node_pred[a : a + step]
+        t = preds.shape[0]
+        path = np.empty((depth, t, words), dtype=np.uint64)
+        for d in range(depth):
+            level = bits[preds[:, (1 << d) - 1 : (1 << (d + 1)) - 1]]  # (t, 2**d, words)
+            # multiplex the level's 2**d node bits down to one, selecting with path bits
+            # d-1 .. 0 (bit d-1 picks between siblings)
+            for j in range(d - 1, -1, -1):
+                lo = level[:, 0::2]
+                hi = level[:, 1::2]
+                level = lo ^ ((lo ^ hi) & path[j][:, None, :])
+            path[d] = level[:, 0]
+        # leaf index per (tree, row): _SPREAD maps a byte of path bits (8 rows) to 8 bytes
+        planes = path.view(np.uint8)  # (depth, t, words*8): byte b holds rows 8b..8b+7
+        leaf = np.zeros((t, words * 8), dtype=np.uint64)
+        for d in range(depth):
+            spread = np.take(_SPREAD, planes[d])
+            if depth - 1 - d:
+                spread <<= np.uint64(depth - 1 - d)
+            leaf |= spread
+        leaf_idx = leaf.view(np.uint8)  # little-endian: byte r of word b is row 8b + r
+        for i in range(t):
+            acc += tables[a + i].take(leaf_idx[i, :n])
+    return acc
+
+
+def _spread_table() -> np.ndarray:
+    """byte -> uint64 whose byte r is bit r of the input byte."""
+    table = np.zeros(256, dtype=np.uint64)
+    for v in range(256):
+        table[v] = sum(((v >> r) & 1) << (8 * r) for r in range(8))
+    return table
+
+
+_SPREAD = _spread_table()
+
+
+# ---------------------------------------------------------------------- shared helpers
+
+
+def _in_category_set(nd, node, x):
+    """v = int(x) (C truncation) in the node's bitset -> True (left); negative, out of range,
+    unset -> False."""
+    v = np.trunc(np.where(np.isnan(x), -1.0, x))
+    v = np.clip(v, -1.0, 2.0**31).astype(np.int64)
+    word = v >> 5
+    start = nd["cat_offsets"][node]
+    n_words = nd["cat_offsets"][node + 1] - start
+    ok = (v >= 0) & (word < n_words)
+    idx = np.where(ok, start + word, 0)
+    cw = nd["cat_words"]
+    if len(cw) == 0:
+        return np.zeros(len(x), dtype=bool)
+    bit = (cw[idx].astype(np.int64) >> (v & 31)) & 1
+    return ok & (bit == 1)
+
+
+def _sum_in_order(acc: np.ndarray, vals: np.ndarray, sequential: bool) -> np.ndarray:
+    """acc + vals[0] + vals[1] + ... left to right (vals is (trees, rows))."""
+    if sequential:
+        # (acc + v0) + v1 + ... : fold acc into the first row, then reduce over trees
+        vals = np.array(vals, dtype=acc.dtype, copy=True)
+        vals[0] += acc
+        return np.add.reduce(vals, axis=0)
+    acc = acc.copy()
+    for row in vals.astype(acc.dtype, copy=False):
+        acc += row
+    return acc
+
+
+_SEQUENTIAL = []
+
+
+def _reduce_is_sequential() -> bool:
+    """Whether np.add.reduce over axis 0 of a C-ordered (trees, rows) matrix adds the trees
+    strictly in order on this numpy (checked once against a plain loop)."""
+    if not _SEQUENTIAL:
+        rng = np.random.default_rng(12345)
+        ok = True
+        for dtype in (np.float64, np.float32):
+            vals = rng.standard_normal((301, 67)) * 10.0 ** rng.integers(-9, 9, size=(301, 67))
+            vals = vals.astype(dtype)
+            expected = vals[0].copy()
+            for row in vals[1:]:
+                expected += row
+            ok = ok and np.array_equal(np.add.reduce(vals, axis=0), expected)
+        _SEQUENTIAL.append(bool(ok))
+    return _SEQUENTIAL[0]

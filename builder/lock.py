@@ -1,0 +1,227 @@
+"""numerai.lock: what each slot's pickle was built from, and what came out. Meant to be committed.
+
+JSON with sorted keys, relative paths only and no timestamps, so it changes exactly when an input
+or the output changes. Per slot it records the *inputs* (runtime tag, Python minor, the pins the
+build env installs, sha256 of every artifact, of the feature list, of the normalized model config,
+of the train data when fitted steps read it, of the kernel sources, and the nmr version), the
+*build env* (Python version, installed packages) and the *pickle* (path, sha256, size).
+
+A slot is up to date when its inputs digest equals the locked one and its pickle on disk has the
+locked sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from builder import __version__, runtimes
+from builder.config.model import ModelConfig, Project, Step
+from builder.errors import NmrError
+
+LOCK_NAME = "numerai.lock"
+LOCK_VERSION = 1
+
+
+def lock_path(project: Project) -> Path:
+    return project.root / LOCK_NAME
+
+
+def read_lock(project: Project) -> dict:
+    """The lock's content, or an empty lock when the file does not exist."""
+    path = lock_path(project)
+    if not path.exists():
+        return {"lock_version": LOCK_VERSION, "slots": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise NmrError(f"{path}: not a readable numerai.lock ({error}); delete it to rebuild") from None
+    if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
+        raise NmrError(f"{path}: unknown lock format; delete it and run `nmr build`")
+    data.setdefault("slots", {})
+    return data
+
+
+def write_lock(project: Project, data: dict) -> bool:
+    """Write the lock if its text changed; True when the file was (re)written."""
+    path = lock_path(project)
+    text = render(data)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    tmp = path.with_name(f".{LOCK_NAME}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def render(data: dict) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def slot_inputs(project: Project, model: ModelConfig, kernels_sha256: str) -> dict:
+    """Everything the slot's pickle bytes depend on, as hashes and small values."""
+    runtime = runtimes.get(model.runtime)
+    artifacts = [
+        {
+            "path": relative(project, member.artifact),
+            "format": member.format,
+            "sha256": file_sha256(Path(member.artifact)),
+        }
+        for member in model.members
+    ]
+    inputs = {
+        "runtime": runtime.tag,
+        "python": runtime.python,
+        "pins": runtime.bundle_pins,
+        "artifacts": artifacts,
+        "features_sha256": features_sha256(model),
+        "config_sha256": sha256_json(normalized_config(project, model)),
+        "kernels_sha256": kernels_sha256,
+        "nmr": __version__,
+    }
+    if any(_reads_train(step) for step in model.preprocessing):
+        train = project.data.train
+        inputs["train"] = {
+            "path": relative(project, train) if train else None,
+            "sha256": file_sha256(Path(train)) if train and Path(train).is_file() else None,
+        }
+    return inputs
+
+
+def inputs_sha256(inputs: dict) -> str:
+    return sha256_json(inputs)
+
+
+def slot_entry(inputs: dict, env_python_version: str, env_packages: dict, pickle_path: str,
+               sha256: str, size: int) -> dict:
+    return {
+        "inputs": inputs,
+        "inputs_sha256": inputs_sha256(inputs),
+        "build": {"python_version": env_python_version, "packages": dict(sorted(env_packages.items()))},
+        "pickle": {"path": pickle_path, "sha256": sha256, "size": size},
+    }
+
+
+def changed_inputs(locked: dict | None, inputs: dict) -> list[str]:
+    """Names of the inputs that differ from the locked entry (["(not in lock)"] when absent)."""
+    if not locked:
+        return ["(not in lock)"]
+    old = locked.get("inputs", {})
+    return sorted(key for key in set(old) | set(inputs) if old.get(key) != inputs.get(key))
+
+
+def normalized_config(project: Project, model: ModelConfig) -> dict:
+    """The slot's configuration reduced to what shapes the pickle, with relative paths."""
+    return {
+        "members": [
+            {
+                "artifact": relative(project, m.artifact),
+                "format": m.format,
+                "features": list(m.features),
+                "weight": m.weight,
+            }
+            for m in model.members
+        ],
+        "ensemble": model.ensemble,
+        "preprocessing": [_step(s) for s in model.preprocessing],
+        "postprocessing": [_step(s) for s in model.postprocessing],
+        "raw_output": model.raw_output,
+        "legacy_signature": model.deploy.legacy_signature,
+        "runtime": model.runtime,
+    }
+
+
+def features_sha256(model: ModelConfig) -> str:
+    columns = {
+        "members": [list(m.features) for m in model.members],
+        "neutralize": [list(s.feature_columns) for s in model.postprocessing if s.feature_columns],
+    }
+    return sha256_json(columns)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, memoized in the nmr cache by (path, size, mtime) so a no-op build does
+    not re-read large artifacts and train files."""
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = _hash_cache()
+    if key in cache:
+        return cache[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    cache[key] = digest.hexdigest()
+    _save_hash_cache(cache)
+    return cache[key]
+
+
+def sha256_json(value) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def relative(project: Project, path) -> str:
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(project.root.resolve()).as_posix()
+    except ValueError:
+        # Outside the project: only the name, so the lock never carries a machine's paths.
+        return path.name
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _step(step: Step) -> dict:
+    entry = {"name": step.name, "params": {k: _jsonable(v) for k, v in step.params}}
+    if step.feature_columns:
+        entry["feature_columns"] = list(step.feature_columns)
+    return entry
+
+
+def _jsonable(value):
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _reads_train(step: Step) -> bool:
+    return step.name == "standardize" or (step.name == "fill_missing" and step.get("value") is None)
+
+
+_HASH_CACHE: dict | None = None
+
+
+def _hash_cache_path() -> Path:
+    from builder.env import cache_dir
+
+    return cache_dir() / "file-hashes.json"
+
+
+def _hash_cache() -> dict:
+    global _HASH_CACHE
+    if _HASH_CACHE is None:
+        try:
+            _HASH_CACHE = json.loads(_hash_cache_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _HASH_CACHE = {}
+    return _HASH_CACHE
+
+
+def _save_hash_cache(cache: dict) -> None:
+    path = _hash_cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(cache) > 5000:  # keep the file small: drop the oldest half
+            for key in list(cache)[: len(cache) // 2]:
+                del cache[key]
+        tmp = path.with_name(f".file-hashes.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation only

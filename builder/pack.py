@@ -1,0 +1,295 @@
+"""Pack a bundle into pickle bytes inside the target runtime's env, then scan what they import.
+
+The builder never pickles what ships (ARCHITECTURE.md invariant 2). It writes the object tree in
+a neutral form (JSON naming ``builder.kernels`` classes + an ``.npz`` of the arrays) and the env's
+own interpreter rebuilds the objects from the kernel sources and cloudpickles them with the
+runtime's cloudpickle (``builder/pack_child.py``). The bytes depend only on that spec, the kernel
+sources and the env, not on the builder's Python or the checkout's path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import pickletools
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from builder.env import Env
+from builder.errors import NmrError
+
+KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
+CHILD_SOURCE = Path(__file__).resolve().parent / "pack_child.py"
+KERNELS_PACKAGE = "builder.kernels"
+
+# Top-level modules a pickle may import: every numerai_predict image has them (a by-value
+# cloudpickle payload calls cloudpickle's helpers on load). The standard library is added from
+# sys.stdlib_module_names.
+ALLOWED_PACKAGES = ("numpy", "pandas", "cloudpickle")
+
+# cloudpickle reducers whose first string argument names a module imported on load.
+_MODULE_LOADERS = {"subimport", "dynamic_subimport"}
+_LOADER = object()
+
+
+@dataclass(frozen=True)
+class Packed:
+    data: bytes
+    sha256: str
+    size: int
+    python_version: str  # of the interpreter that made the bytes
+    packages: dict  # numpy/pandas/cloudpickle/pyarrow versions of that interpreter
+    parameters: tuple[str, ...]  # the callable's signature, as numerai-predict counts it
+    modules: tuple[str, ...]  # top-level modules the pickle imports
+
+
+def pack(obj, env: Env) -> Packed:
+    """Pickle ``obj`` (a tree of builder.kernels objects) with the env's interpreter."""
+    spec, arrays = encode(obj)
+    with tempfile.TemporaryDirectory(prefix="nmr-pack-") as tmp:
+        work = Path(tmp)
+        (work / "spec.json").write_text(
+            json.dumps({"root": spec}, sort_keys=False, allow_nan=False), encoding="utf-8"
+        )
+        np.savez(work / "arrays.npz", **arrays)
+        child_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))
+        }
+        # Set iteration order (frozenset constants in code objects) depends on string hashing.
+        child_env["PYTHONHASHSEED"] = "0"
+        out = subprocess.run(
+            [
+                str(env.python),
+                "-s",
+                "-c",
+                CHILD_SOURCE.read_text(encoding="utf-8"),
+                tmp,
+                str(KERNELS_DIR),
+            ],
+            cwd=tmp,
+            env=child_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if out.returncode != 0:
+            lines = [line for line in out.stderr.splitlines() if line.strip()]
+            detail = lines[-1] if lines else f"exit code {out.returncode}"
+            raise NmrError(
+                f"packing in the Python {env.python_version} env ({env.runtime}) failed: {detail}"
+            )
+        data = (work / "model.pkl").read_bytes()
+        report = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    modules = check_imports(data)
+    return Packed(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        python_version=report["python_version"],
+        packages=report["packages"],
+        parameters=tuple(report["parameters"] or ()),
+        modules=tuple(modules),
+    )
+
+
+def imported_globals(data: bytes) -> list[str]:
+    """Every global the pickle resolves on load, as ``module.qualname`` (or ``module`` for
+    modules cloudpickle imports by name), in first-seen order."""
+    found: dict[str, None] = {}
+    memo: dict[int, object] = {}
+    # A shadow of the pickle stack holding only what the scan needs: strings, and the markers of
+    # cloudpickle's module loaders (whose next string argument is a module name); else None.
+    stack: list[object] = []
+    for opcode, arg, _pos in pickletools.genops(io.BytesIO(data)):
+        name = opcode.name
+        if name in ("PROTO", "FRAME", "STOP"):
+            continue
+        if name == "MEMOIZE":
+            memo[len(memo)] = stack[-1] if stack else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = stack[-1] if stack else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(int(arg)))
+        elif name in ("GLOBAL", "STACK_GLOBAL"):
+            if name == "GLOBAL":
+                module, _, qualname = str(arg).partition(" ")
+            else:
+                module, qualname = (stack[-2], stack[-1]) if len(stack) >= 2 else (None, None)
+            if isinstance(module, str) and isinstance(qualname, str):
+                found.setdefault(f"{module}.{qualname}", None)
+                loader = module.startswith("cloudpickle") and qualname in _MODULE_LOADERS
+                stack.append(_LOADER if loader else None)
+            else:
+                stack.append(None)
+        elif "UNICODE" in name or "STRING" in name:
+            if stack and stack[-1] is _LOADER:
+                found.setdefault(str(arg), None)
+            stack.append(str(arg))
+        else:
+            stack.append(None)
+    return list(found)
+
+
+def check_imports(data: bytes) -> list[str]:
+    """The top-level modules the pickle imports; NmrError naming the first global that is
+    neither numpy, pandas, cloudpickle nor standard library."""
+    modules: dict[str, None] = {}
+    refused = []
+    for global_name in imported_globals(data):
+        top = global_name.split(".")[0]
+        modules.setdefault(top, None)
+        if not module_allowed(top):
+            refused.append(global_name)
+    if refused:
+        shown = ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else "")
+        raise NmrError(
+            f"the pickle imports {shown}, which numerai_predict images do not provide to nmr "
+            "pickles (allowed: numpy, pandas, cloudpickle and the standard library)"
+        )
+    return sorted(modules)
+
+
+def module_allowed(top_level: str) -> bool:
+    return top_level in ALLOWED_PACKAGES or top_level in sys.stdlib_module_names
+
+
+def kernel_sources_digest() -> str:
+    """sha256 over the kernel sources (relative path + bytes), what the pickle's code is made of."""
+    digest = hashlib.sha256()
+    for path in sorted(KERNELS_DIR.rglob("*.py")):
+        digest.update(path.relative_to(KERNELS_DIR).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    digest.update(b"child\0" + CHILD_SOURCE.read_bytes())
+    return digest.hexdigest()
+
+
+def encode(obj) -> tuple[object, dict[str, np.ndarray]]:
+    """The neutral spec of an object tree: JSON-able nodes plus the arrays they refer to."""
+    arrays: dict[str, np.ndarray] = {}
+    return _encode(obj, arrays, "root"), arrays
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _encode(value, arrays: dict, where: str):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, np.generic):
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"t": "float", "value": repr(value)}
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise NmrError(f"cannot pack {where}: numpy arrays of Python objects are not allowed")
+        key = f"a{len(arrays)}"
+        arrays[key] = np.ascontiguousarray(value)
+        return {"t": "array", "key": key}
+    if isinstance(value, np.dtype):
+        return {"t": "dtype", "str": value.str}
+    if isinstance(value, np.generic):
+        return {
+            "t": "scalar",
+            "dtype": value.dtype.str,
+            "value": _encode(value.item(), arrays, where),
+        }
+    if isinstance(value, list):
+        return [_encode(item, arrays, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, tuple):
+        return {
+            "t": "tuple",
+            "items": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(value)],
+        }
+    if isinstance(value, dict):
+        return {
+            "t": "dict",
+            "items": [
+                [_encode(k, arrays, where), _encode(v, arrays, f"{where}.{k}")]
+                for k, v in value.items()
+            ],
+        }
+    cls = type(value)
+    module = cls.__module__
+    if module != KERNELS_PACKAGE and not module.startswith(KERNELS_PACKAGE + "."):
+        raise NmrError(
+            f"cannot pack {where}: {module}.{cls.__qualname__} is not a builder.kernels class "
+            "(only kernel classes ship inside the pickle)"
+        )
+    return {
+        "t": "object",
+        "class": f"kernels{module[len(KERNELS_PACKAGE) :]}:{cls.__qualname__}",
+        "state": _encode(_object_state(value, where), arrays, where),
+    }
+
+
+def _object_state(value, where: str) -> dict:
+    state = dict(getattr(value, "__dict__", {}))
+    for cls in type(value).__mro__:
+        for slot in getattr(cls, "__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(value, slot):
+                state[slot] = getattr(value, slot)
+    if not state and not hasattr(value, "__dict__"):
+        raise NmrError(f"cannot pack {where}: {type(value).__qualname__} has no state to pack")
+    return state
+
+
+def inspect_pickle(path: Path, python: str | os.PathLike | None = None) -> dict:
+    """What a pickle is: size, sha256, imported globals and modules, and, when ``python`` is
+    given (an interpreter with the pickle's libraries), its signature and nmr bundle summary.
+
+    Loading runs the pickle's code, so it happens in a subprocess of that interpreter.
+    """
+    data = Path(path).read_bytes()
+    globals_ = imported_globals(data)
+    modules = sorted({g.split(".")[0] for g in globals_})
+    info = {
+        "path": str(path),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "modules": modules,
+        "refused": [g for g in globals_ if not module_allowed(g.split(".")[0])],
+    }
+    if python is None:
+        return info
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    out = subprocess.run(
+        [str(python), "-s", "-c", _INSPECT_CHILD, str(Path(path).resolve())],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+        timeout=300,
+    )
+    if out.returncode != 0:
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        info["load_error"] = lines[-1] if lines else f"exit code {out.returncode}"
+        return info
+    info.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    return info
+
+
+_INSPECT_CHILD = """
+import inspect, json, pickle, sys
+with open(sys.argv[1], "rb") as handle:
+    obj = pickle.load(handle)
+cls = type(obj)
+out = {"type": cls.__module__ + "." + cls.__qualname__, "callable": callable(obj)}
+try:
+    out["parameters"] = list(inspect.signature(obj).parameters)
+except (TypeError, ValueError) as error:
+    out["parameters"] = None
+    out["signature_error"] = str(error)
+summary = getattr(obj, "summary", None)
+if cls.__module__.startswith("nmr_kernels") and isinstance(summary, dict):
+    out["summary"] = summary
+out["python_version"] = "%d.%d.%d" % sys.version_info[:3]
+print(json.dumps(out, default=str))
+"""

@@ -1,0 +1,181 @@
+"""Runs INSIDE the target runtime's venv (never imported by nmr): spec -> deterministic pickle.
+
+Invoked by ``builder.pack`` as ``<env python> -s -c <this source> WORKDIR KERNELS_DIR`` with
+PYTHONHASHSEED=0 and WORKDIR as the current directory. WORKDIR holds ``spec.json`` (the object
+tree, classes named ``kernels.<module>.<qualname>``) and ``arrays.npz`` (its numpy arrays).
+
+The kernel sources are loaded as the package ``nmr_kernels`` with fixed, relative file names, so
+the code objects cloudpickle writes carry neither the checkout's path nor the name ``builder``.
+Only the standard library, numpy and cloudpickle are used here (what the env holds).
+"""
+
+import hashlib
+import importlib.abc
+import importlib.util
+import inspect
+import json
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+
+PACKAGE = "nmr_kernels"
+BUILDER_ALIAS = "builder.kernels"  # kernels that import each other absolutely still load
+
+
+def main(workdir: Path, kernels_dir: Path) -> None:
+    finder = KernelFinder(kernels_dir)
+    sys.meta_path.insert(0, finder)
+    spec = json.loads((workdir / "spec.json").read_text(encoding="utf-8"))
+    with np.load(workdir / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    root = decode(spec["root"], arrays)
+
+    package = sys.modules[PACKAGE]
+    cloudpickle.register_pickle_by_value(package)
+    pin_class_tracker_ids(finder.source_digest)
+    data = cloudpickle.dumps(root, protocol=pickle.HIGHEST_PROTOCOL)
+    (workdir / "model.pkl").write_bytes(data)
+
+    loaded = pickle.loads(data)  # the bytes must load back before anything else sees them
+    parameters = list(inspect.signature(loaded).parameters) if callable(loaded) else None
+    versions = {}
+    for name in ("numpy", "pandas", "cloudpickle", "pyarrow"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    report = {
+        "python_version": "%d.%d.%d" % sys.version_info[:3],
+        "packages": versions,
+        "parameters": parameters,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    (workdir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+class KernelFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``nmr_kernels[.x]`` from the kernel sources, compiled with relative file names."""
+
+    def __init__(self, kernels_dir: Path):
+        self.kernels_dir = kernels_dir
+        digest = hashlib.sha256()
+        for path in sorted(kernels_dir.rglob("*.py")):
+            digest.update(path.relative_to(kernels_dir).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        self.source_digest = digest.hexdigest()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "builder":
+            return importlib.util.spec_from_loader(fullname, self, is_package=True)
+        for prefix in (PACKAGE, BUILDER_ALIAS):
+            if fullname == prefix or fullname.startswith(prefix + "."):
+                rel = fullname[len(prefix) :].lstrip(".").split(".") if fullname != prefix else []
+                source = self._source_path(rel)
+                if source is None:
+                    return None
+                return importlib.util.spec_from_loader(
+                    fullname, self, is_package=source.name == "__init__.py"
+                )
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        name = module.__name__
+        if name == "builder":
+            module.__path__ = []
+            return
+        if name == BUILDER_ALIAS or name.startswith(BUILDER_ALIAS + "."):
+            # Alias to the nmr_kernels module so classes keep one identity and one name.
+            real = importlib.import_module(PACKAGE + name[len(BUILDER_ALIAS) :])
+            sys.modules[name] = real
+            return
+        rel = name[len(PACKAGE) :].lstrip(".").split(".") if name != PACKAGE else []
+        source = self._source_path(rel)
+        relative = source.relative_to(self.kernels_dir).as_posix()
+        module.__file__ = f"{PACKAGE}/{relative}"
+        if source.name == "__init__.py":
+            module.__path__ = []
+        code = compile(
+            source.read_text(encoding="utf-8"), module.__file__, "exec", dont_inherit=True
+        )
+        exec(code, module.__dict__)
+
+    def _source_path(self, rel):
+        base = self.kernels_dir.joinpath(*rel) if rel else self.kernels_dir
+        if (base / "__init__.py").is_file():
+            return base / "__init__.py"
+        if rel and base.with_suffix(".py").is_file():
+            return base.with_suffix(".py")
+        return None
+
+
+def decode(node, arrays):
+    if isinstance(node, list):
+        return [decode(item, arrays) for item in node]
+    if not isinstance(node, dict):
+        return node
+    kind = node["t"]
+    if kind == "dict":
+        return {decode(k, arrays): decode(v, arrays) for k, v in node["items"]}
+    if kind == "tuple":
+        return tuple(decode(item, arrays) for item in node["items"])
+    if kind == "array":
+        return arrays[node["key"]]
+    if kind == "scalar":
+        return np.dtype(node["dtype"]).type(node["value"])
+    if kind == "dtype":
+        return np.dtype(node["str"])
+    if kind == "float":
+        return float(node["value"])  # "nan", "inf", "-inf"
+    if kind == "object":
+        module_name, _, qualname = node["class"].rpartition(":")
+        module = importlib.import_module(PACKAGE + module_name[len("kernels") :])
+        cls = module
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        obj = cls.__new__(cls)
+        for key, value in decode(node["state"], arrays).items():
+            object.__setattr__(obj, key, value)
+        return obj
+    raise ValueError(f"unknown spec node {kind!r}")
+
+
+def pin_class_tracker_ids(source_digest: str) -> None:
+    """Give every kernel class a tracker id derived from the kernel sources and its name.
+
+    cloudpickle tags each by-value class with ``uuid4().hex`` (``_get_or_create_tracker_id``),
+    which would make every build's bytes different. The id only has to be unique per class
+    definition: unpickling reuses an already-loaded class with the same id, so it includes the
+    digest of the kernel sources.
+    """
+    module = sys.modules.get("cloudpickle.cloudpickle") or cloudpickle
+    by_class = getattr(module, "_DYNAMIC_CLASS_TRACKER_BY_CLASS", None)
+    by_id = getattr(module, "_DYNAMIC_CLASS_TRACKER_BY_ID", None)
+    if by_class is None or by_id is None:
+        raise RuntimeError(
+            f"cloudpickle {cloudpickle.__version__} has no class tracker tables; "
+            "nmr cannot make its pickles deterministic"
+        )
+    for name, mod in sorted(sys.modules.items()):
+        if not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+            continue
+        for value in list(vars(mod).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                tracker = hashlib.sha256(
+                    f"{source_digest}:{name}:{value.__qualname__}".encode()
+                ).hexdigest()[:32]
+                by_class[value] = tracker
+                by_id[tracker] = value
+
+
+if __name__ == "__main__":
+    import importlib.metadata
+
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

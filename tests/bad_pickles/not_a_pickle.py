@@ -1,0 +1,1 @@
+PICKLE_BYTES = b"not a pickle at all"

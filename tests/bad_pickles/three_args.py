@@ -1,0 +1,5 @@
+def predict(live_features, live_benchmark_models, extra):
+    return None
+
+
+MODEL = predict

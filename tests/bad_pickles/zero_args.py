@@ -1,0 +1,5 @@
+def predict():
+    return None
+
+
+MODEL = predict

@@ -1,0 +1,314 @@
+"""make_bundle: config + compiled LightGBM models -> the predict object (run in-process here).
+
+Predictions are compared with the native LightGBM model's output passed through plain
+numpy/pandas/scipy versions of the same steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+
+from builder.bundle import make_bundle
+from builder.config import load
+from builder.errors import NmrError
+from builder.kernels.bundle import Predict, PredictLegacy
+from tests.buildkit import train_lightgbm, write_config, write_data
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bundle")
+    sets = write_data(root, nan_fraction=0.05)
+    train_lightgbm(root, "reg_small", sets["small"], seed=1)
+    train_lightgbm(root, "reg_medium", sets["medium"], seed=2)
+    train_lightgbm(root, "bin_small", sets["small"], objective="binary", seed=3)
+    return root, sets
+
+
+def _bundle(root, models_yaml, name):
+    project = load(write_config(root, models_yaml, name=name))
+    return make_bundle(project, project.models[0])
+
+
+def _live(root):
+    return pd.read_parquet(root / "data" / "live.parquet")
+
+
+def _native(root, artifact, features, X):
+    booster = lgb.Booster(model_file=str(root / "artifacts" / f"{artifact}.txt"))
+    return booster.predict(X[features].to_numpy(dtype=np.float64))
+
+
+def _rank(p, eras):
+    out = np.empty(len(p))
+    for era in np.unique(eras):
+        rows = eras == era
+        out[rows] = rankdata(p[rows]) / rows.sum()
+    return out
+
+
+def test_single_model_with_steps_equals_native_output_through_reference_steps(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        m:
+          artifact: artifacts/reg_small.txt
+          features: small
+          preprocessing:
+            - fill_missing: {value: 2}
+            - clip: {min: 1, max: 3}
+          postprocessing:
+            - rank_per_era: {}
+        """,
+        "single.yaml",
+    )
+    live = _live(root)
+    X = live[sets["small"]].fillna(2).clip(1, 3)
+    expected = _rank(_native(root, "reg_small", sets["small"], X), live["era"].to_numpy())
+    out = bundle(live, None)
+    assert list(out.columns) == ["prediction"]
+    assert out.index.equals(live.index)
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), expected)
+
+
+def test_ensemble_ranks_members_per_era_then_takes_the_weighted_mean(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        ens:
+          ensemble:
+            - {artifact: artifacts/reg_small.txt, features: small, weight: 0.7}
+            - {artifact: artifacts/reg_medium.txt, weight: 0.3}
+          features: medium
+          postprocessing: []
+        """,
+        "ensemble.yaml",
+    )
+    live = _live(root)
+    eras = live["era"].to_numpy()
+    a = _rank(_native(root, "reg_small", sets["small"], live), eras)
+    b = _rank(_native(root, "reg_medium", sets["medium"], live), eras)
+    out = bundle(live, None)["prediction"].to_numpy()
+    np.testing.assert_allclose(out, (0.7 * a + 0.3 * b) / 1.0, rtol=0, atol=1e-15)
+
+
+def test_binary_model_ships_probability_of_class_one_as_raw_output(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        b:
+          artifact: artifacts/bin_small.txt
+          features: small
+          postprocessing: []
+        """,
+        "binary.yaml",
+    )
+    live = _live(root)
+    out = bundle(live, None)["prediction"].to_numpy()
+    np.testing.assert_array_equal(out, _native(root, "bin_small", sets["small"], live))
+
+
+def test_standardize_statistics_come_from_train_after_the_earlier_steps(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        s:
+          artifact: artifacts/reg_small.txt
+          features: small
+          preprocessing:
+            - fill_missing: {strategy: median}
+            - clip: {max: 3}
+            - standardize: {}
+        """,
+        "standardize.yaml",
+    )
+    train = pd.read_parquet(root / "data" / "train.parquet", columns=sets["small"])
+    medians = train.median()
+    clipped = train.fillna(medians).clip(upper=3)
+    fill, _clip, standardize = bundle.preprocessing
+    np.testing.assert_array_equal(fill.values, medians.to_numpy())
+    np.testing.assert_allclose(standardize.mean, clipped.mean().to_numpy(), rtol=1e-13)
+    np.testing.assert_allclose(standardize.scale, clipped.std(ddof=0).to_numpy(), rtol=1e-12)
+
+
+def test_fill_missing_mean_uses_train_column_means_ignoring_nan(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        f:
+          artifact: artifacts/reg_small.txt
+          features: small
+          preprocessing:
+            - fill_missing: {strategy: mean}
+        """,
+        "fillmean.yaml",
+    )
+    train = pd.read_parquet(root / "data" / "train.parquet", columns=sets["small"])
+    np.testing.assert_allclose(bundle.preprocessing[0].values, train.mean().to_numpy(), rtol=1e-13)
+
+
+def test_regression_without_rank_is_refused_naming_the_fix(project_dir):
+    root, _ = project_dir
+    with pytest.raises(NmrError, match=r"not guaranteed to lie in \[0, 1\].*rank_per_era"):
+        _bundle(
+            root,
+            """
+            r:
+              artifact: artifacts/reg_small.txt
+              features: small
+              postprocessing:
+                - neutralize: {features: small, proportion: 0.5}
+            """,
+            "unbounded.yaml",
+        )
+
+
+def test_gaussianize_as_last_step_is_refused(project_dir):
+    root, _ = project_dir
+    with pytest.raises(NmrError, match="after gaussianize_per_era"):
+        _bundle(
+            root,
+            """
+            g:
+              artifact: artifacts/reg_small.txt
+              features: small
+              postprocessing:
+                - rank_per_era: {}
+                - gaussianize_per_era: {}
+            """,
+            "gauss.yaml",
+        )
+
+
+def test_explicit_empty_postprocessing_ships_raw_regression_output(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        raw:
+          artifact: artifacts/reg_small.txt
+          features: small
+          postprocessing: []
+        """,
+        "raw.yaml",
+    )
+    live = _live(root)
+    np.testing.assert_array_equal(
+        bundle(live, None)["prediction"].to_numpy(), _native(root, "reg_small", sets["small"], live)
+    )
+
+
+def test_default_signature_has_two_parameters(project_dir):
+    root, _ = project_dir
+    bundle = _bundle(root, "d:\n  artifact: artifacts/reg_small.txt\n  features: small\n", "d.yaml")
+    assert isinstance(bundle, Predict)
+    assert len(inspect.signature(bundle).parameters) == 2
+
+
+def test_legacy_signature_has_one_parameter(project_dir):
+    root, _ = project_dir
+    bundle = _bundle(
+        root,
+        """
+        l:
+          artifact: artifacts/reg_small.txt
+          features: small
+          deploy: {legacy_signature: true}
+        """,
+        "legacy.yaml",
+    )
+    assert isinstance(bundle, PredictLegacy)
+    assert len(inspect.signature(bundle).parameters) == 1
+    assert bundle(_live(root))["prediction"].between(0, 1).all()
+
+
+def test_legacy_signature_with_blend_benchmark_is_refused(project_dir):
+    root, _ = project_dir
+    with pytest.raises(NmrError, match="legacy_signature.*blend_benchmark"):
+        _bundle(
+            root,
+            """
+            lb:
+              artifact: artifacts/reg_small.txt
+              features: small
+              postprocessing:
+                - blend_benchmark: {column: v52_lgbm_ender20, weight: 0.2}
+              deploy: {legacy_signature: true}
+            """,
+            "legacyblend.yaml",
+        )
+
+
+def test_missing_feature_columns_raise_value_error_naming_the_first_few(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(root, "d:\n  artifact: artifacts/reg_medium.txt\n  features: medium\n", "m.yaml")
+    live = _live(root).drop(columns=sets["medium"][2:9])
+    with pytest.raises(ValueError, match=rf"missing 7 column\(s\).*{sets['medium'][2]}.*, \.\.\.$"):
+        bundle(live, None)
+
+
+def test_output_keeps_live_row_order(project_dir):
+    root, _ = project_dir
+    bundle = _bundle(root, "d:\n  artifact: artifacts/reg_small.txt\n  features: small\n", "o.yaml")
+    live = _live(root).sample(frac=1.0, random_state=1)
+    out = bundle(live, None)
+    assert out.index.equals(live.index)
+    np.testing.assert_array_equal(
+        out["prediction"].to_numpy(),
+        bundle(live.sort_index(), None)["prediction"].reindex(live.index).to_numpy(),
+    )
+
+
+def test_blend_benchmark_bundle_reads_the_benchmark_frame(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        bb:
+          artifact: artifacts/reg_small.txt
+          features: small
+          postprocessing:
+            - blend_benchmark: {column: v52_lgbm_ender20, weight: 0.25}
+        """,
+        "blend.yaml",
+    )
+    live = _live(root)
+    bench = pd.read_parquet(root / "data" / "live_benchmark_models.parquet")
+    eras = live["era"].to_numpy()
+    expected = 0.75 * _rank(_native(root, "reg_small", sets["small"], live), eras) + 0.25 * _rank(
+        bench["v52_lgbm_ender20"].reindex(live.index).to_numpy(), eras
+    )
+    np.testing.assert_allclose(bundle(live, bench)["prediction"].to_numpy(), expected, atol=1e-15)
+
+
+def test_standardize_without_train_data_names_data_train(project_dir):
+    # The config loader already refuses this; make_bundle guards callers that build a Project
+    # themselves.
+    root, _ = project_dir
+    config = write_config(
+        root,
+        """
+        nt:
+          artifact: artifacts/reg_small.txt
+          features: small
+          preprocessing:
+            - standardize: {}
+        """,
+        name="notrain.yaml",
+    )
+    project = load(config)
+    project = dataclasses.replace(project, data=dataclasses.replace(project.data, train=None))
+    with pytest.raises(NmrError, match="standardize computes its statistics from data.train"):
+        make_bundle(project, project.models[0])

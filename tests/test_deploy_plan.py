@@ -1,0 +1,107 @@
+"""The plan as a value: the diff rules, the text renderer and the versioned JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.deploy.plan import DesiredSlot, from_json, make_plan, render_text, to_json
+from builder.deploy.state import RemotePickle, RemoteSlot, sha_prefix, upload_filename
+from builder.errors import NmrError
+
+NEW = "ab" * 32
+OLD = "cd" * 32
+TAG = "numerai_predict_py_3_12:a78dedd"
+
+
+def _want(slot="alice", sha256=NEW, create=True, data_version="v5.2"):
+    return DesiredSlot(slot, sha256, Path("model.pkl"), TAG, data_version, create=create)
+
+
+def _remote(slot="alice", filename=None, data_version="v5.2", image=TAG):
+    assigned = None
+    if filename is not None:
+        assigned = RemotePickle(
+            "p1", filename, sha_prefix(filename), "validated", None, data_version, image
+        )
+    return {slot: RemoteSlot(slot, "m1", assigned)}
+
+
+def _server_name(sha256, slot="alice"):
+    # Numerai appends "-<12 alnum>" to the stem of the uploaded filename.
+    return upload_filename(slot, sha256).replace(".pkl", "-Kc5pT9r85SRD.pkl")
+
+
+def test_missing_slot_is_planned_as_create():
+    plan = make_plan([_want()], {}, "http://api")
+    assert [(c.symbol, c.action) for c in plan.changes] == [("+", "create")]
+
+
+def test_slot_holding_an_older_nmr_pickle_is_planned_as_update_with_both_hashes():
+    plan = make_plan([_want()], _remote(filename=_server_name(OLD)), "http://api")
+    change = plan.changes[0]
+    assert (change.symbol, change.old_sha, change.new_sha256) == ("~", OLD[:16], NEW)
+    assert f"~ alice  upload and assign {OLD[:16]} -> {NEW[:16]}" in render_text(plan)
+
+
+def test_slot_holding_a_pickle_nmr_did_not_build_is_drift():
+    plan = make_plan([_want()], _remote(filename="model-Kc5pT9r85SRD.pkl"), "http://api")
+    assert plan.changes[0].symbol == "!"
+    assert "holds model-Kc5pT9r85SRD.pkl (not built by nmr)" in render_text(plan)
+
+
+def test_slot_holding_this_build_is_no_change():
+    plan = make_plan([_want()], _remote(filename=_server_name(NEW)), "http://api")
+    assert not plan.has_changes
+    assert render_text(plan).startswith("No changes.")
+
+
+def test_same_pickle_with_another_data_version_is_an_update_saying_why():
+    plan = make_plan(
+        [_want(data_version="v5.2")],
+        _remote(filename=_server_name(NEW), data_version="v5.1"),
+        "http://api",
+    )
+    assert plan.changes[0].action == "update"
+    assert plan.changes[0].reasons == ("data version v5.1 -> v5.2",)
+
+
+def test_empty_slot_is_an_update_from_none():
+    plan = make_plan([_want()], _remote(), "http://api")
+    assert plan.changes[0].action == "update"
+    assert "(none) -> " in render_text(plan)
+
+
+def test_summary_line_counts_each_kind():
+    desired = [_want("a"), _want("b"), _want("c")]
+    remote = {**_remote("b", _server_name(OLD, "b")), **_remote("c", _server_name(NEW, "c"))}
+    text = render_text(make_plan(desired, remote, "http://api"))
+    assert text.splitlines()[-1] == "Plan: 1 to create, 1 to update (0 drifted), 1 unchanged."
+
+
+def test_missing_slot_without_create_names_the_setting():
+    with pytest.raises(NmrError) as failure:
+        make_plan([_want(create=False)], {}, "http://api")
+    assert "models.alice.deploy.create: true" in str(failure.value)
+
+
+def test_json_is_versioned_and_round_trips():
+    plan = make_plan([_want()], _remote(filename=_server_name(OLD)), "http://api")
+    payload = json.loads(to_json(plan))
+    assert payload["format_version"] == 1
+    assert payload["summary"] == {"create": 0, "update": 1, "drift": 0, "noop": 0}
+    assert from_json(to_json(plan)) == plan
+
+
+def test_a_plan_of_another_format_version_is_refused():
+    payload = json.loads(to_json(make_plan([_want()], {}, "http://api")))
+    payload["format_version"] = 99
+    with pytest.raises(NmrError, match="unsupported plan format_version 99"):
+        from_json(json.dumps(payload))
+
+
+def test_hash_is_read_from_the_server_filename_but_not_from_foreign_names():
+    assert sha_prefix(_server_name(NEW)) == NEW[:16]
+    assert sha_prefix("my-nmr-model.pkl") is None

@@ -1,0 +1,179 @@
+"""Packing inside the runtime env: loads and runs without nmr, same bytes every time, and the
+dependency scan refuses pickles that import anything beyond numpy/pandas/cloudpickle/stdlib."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import cloudpickle
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata
+
+from builder import runtimes
+from builder.bundle import make_bundle
+from builder.config import load
+from builder.env import ensure_env
+from builder.errors import NmrError
+from builder.pack import check_imports, encode, imported_globals, inspect_pickle, pack
+from tests.buildkit import run_pickle_in_env, train_lightgbm, write_config, write_data
+
+MODELS = """
+m:
+  artifact: artifacts/reg.txt
+  features: small
+  preprocessing:
+    - fill_missing: {value: 2}
+    - clip: {min: 0, max: 4}
+  postprocessing:
+    - neutralize: {features: small, proportion: 0.5}
+    - blend_benchmark: {column: v52_lgbm_ender20, weight: 0.2}
+    - rank_per_era: {}
+"""
+
+
+@pytest.fixture(scope="module")
+def env():
+    # Shared by every test that packs: created once per machine (cached under ~/.cache/nmr).
+    return ensure_env(runtimes.default_tag())
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pack") / "project"
+    root.mkdir()
+    sets = write_data(root, nan_fraction=0.05)
+    train_lightgbm(root, "reg", sets["small"], seed=4)
+    write_config(root, MODELS)
+    return root, sets
+
+
+def _packed(root, env):
+    project = load(root / "numerai.yaml")
+    return pack(make_bundle(project, project.models[0]), env)
+
+
+def _rank(p, eras):
+    out = np.empty(len(p))
+    for era in np.unique(eras):
+        rows = eras == era
+        out[rows] = rankdata(p[rows]) / rows.sum()
+    return out
+
+
+def _reference(root, features, live, bench):
+    """The config's steps in plain numpy/pandas on the native LightGBM output."""
+    booster = lgb.Booster(model_file=str(root / "artifacts" / "reg.txt"))
+    X = live[features].fillna(2).clip(0, 4)
+    p = booster.predict(X.to_numpy(dtype=np.float64))
+    eras = live["era"].to_numpy()
+    for era in np.unique(eras):
+        rows = eras == era
+        E = live.loc[rows, features]
+        E = E.fillna(E.mean()).to_numpy()
+        design = np.column_stack([np.ones(rows.sum()), E])
+        coef = np.linalg.pinv(design) @ p[rows]
+        fit = E @ coef[1:]
+        p[rows] = p[rows] - 0.5 * (fit - fit.mean())
+    b = bench["v52_lgbm_ender20"].reindex(live.index).to_numpy()
+    blended = 0.8 * _rank(p, eras) + 0.2 * _rank(b, eras)
+    return _rank(blended, eras)
+
+
+def test_pickle_runs_in_the_bare_runtime_env_like_the_native_model_with_the_steps(
+    project_dir, env, tmp_path
+):
+    root, sets = project_dir
+    packed = _packed(root, env)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(packed.data)
+    live_path = root / "data" / "live.parquet"
+    bench_path = root / "data" / "live_benchmark_models.parquet"
+    info = run_pickle_in_env(env.python, path, live_path, bench_path, tmp_path / "out.parquet")
+    assert info == {"arity": 2, "type": "DataFrame", "builder_loaded": False}
+    assert set(env.packages) >= {"numpy", "pandas", "cloudpickle", "pyarrow"}
+    assert {k: env.packages[k] for k in ("numpy", "pandas", "cloudpickle", "pyarrow")} == (
+        runtimes.get(runtimes.default_tag()).bundle_pins
+    )
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    live = pd.read_parquet(live_path)
+    assert out.index.equals(live.index)
+    expected = _reference(root, sets["small"], live, pd.read_parquet(bench_path))
+    np.testing.assert_allclose(out["prediction"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_packing_twice_gives_identical_bytes(project_dir, env):
+    root, _ = project_dir
+    assert _packed(root, env).sha256 == _packed(root, env).sha256
+
+
+def test_a_copy_of_the_project_at_another_path_gives_identical_bytes(project_dir, env, tmp_path):
+    root, _ = project_dir
+    copy = tmp_path / "elsewhere" / "deeper" / "copy"
+    shutil.copytree(root, copy)
+    assert _packed(copy, env).sha256 == _packed(root, env).sha256
+
+
+def test_pickle_bytes_name_neither_builder_nor_any_local_path(project_dir, env):
+    root, _ = project_dir
+    data = _packed(root, env).data
+    assert b"builder" not in data
+    assert str(root).encode() not in data
+    assert str(env.path).encode() not in data
+    assert b"/work/" not in data and b"/tmp/" not in data
+
+
+def test_packed_pickle_imports_only_numpy_pandas_cloudpickle_and_stdlib(project_dir, env):
+    root, _ = project_dir
+    packed = _packed(root, env)
+    assert {"numpy", "pandas", "cloudpickle"} <= set(packed.modules)
+    assert set(packed.modules) <= {"numpy", "pandas", "cloudpickle", "builtins", "copyreg", "_codecs"}
+    assert packed.parameters == ("live_features", "live_benchmark_models")
+
+
+def test_dependency_scan_refuses_a_pickle_referencing_lightgbm(project_dir):
+    root, _ = project_dir
+    booster = lgb.Booster(model_file=str(root / "artifacts" / "reg.txt"))
+    data = pickle.dumps(booster)
+    with pytest.raises(NmrError, match=r"imports lightgbm\.basic\.Booster"):
+        check_imports(data)
+
+
+def test_dependency_scan_sees_modules_cloudpickle_imports_by_name():
+    import lightgbm
+
+    def uses_lightgbm():
+        return lightgbm.__version__
+
+    uses_lightgbm.__module__ = "__main__"  # pickled by value, lightgbm by subimport("lightgbm")
+    data = cloudpickle.dumps(uses_lightgbm)
+    assert "lightgbm" in imported_globals(data)
+    with pytest.raises(NmrError, match="imports lightgbm"):
+        check_imports(data)
+
+
+def test_encode_refuses_objects_whose_class_is_not_a_kernel():
+    class Outsider:
+        def __init__(self):
+            self.x = 1
+
+    with pytest.raises(NmrError, match="is not a builder.kernels class"):
+        encode(Outsider())
+
+
+def test_inspect_reports_signature_and_bundle_summary(project_dir, env, tmp_path):
+    root, _ = project_dir
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_packed(root, env).data)
+    info = inspect_pickle(path, env.python)
+    assert info["parameters"] == ["live_features", "live_benchmark_models"]
+    assert info["type"] == "nmr_kernels.bundle.Predict"
+    summary = info["summary"]
+    assert summary["slot"] == "m"
+    assert summary["members"][0]["kind"] == "lightgbm"
+    assert summary["members"][0]["trees"] == 12
+    assert summary["postprocessing"][-1] == "rank_per_era"
+    assert info["refused"] == []
