@@ -45,6 +45,8 @@ MODELS = [
     ("MLP 780-512-256-1, GELU (erf)", (780, 512, 256, 1), "GeluErf"),
 ]
 RESULTS = Path(__file__).parent / "results" / "onnx.md"
+README_SECTION = Path(__file__).parents[1] / "docs" / "readme" / "onnx.md"
+BENCH_BEGIN, BENCH_END = "<!-- onnx-bench:begin -->", "<!-- onnx-bench:end -->"
 
 
 def main() -> None:
@@ -56,16 +58,24 @@ def main() -> None:
             X = live_like(sizes[0])
             ours_ms, ort_ms, rel = measure(path, X)
             rows.append((label, ours_ms, ort_ms, ours_ms / ort_ms, rel))
-            print(f"{label}: ours {ours_ms:.1f} ms, onnxruntime {ort_ms:.1f} ms, ratio {ours_ms / ort_ms:.2f}")
+            print(
+                f"{label}: ours {ours_ms:.1f} ms, onnxruntime {ort_ms:.1f} ms, ratio {ours_ms / ort_ms:.2f}"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(render(rows))
     print(f"wrote {RESULTS}")
+    if README_SECTION.exists():  # the README section quotes the measured table verbatim
+        text = README_SECTION.read_text()
+        head, _, rest = text.partition(BENCH_BEGIN)
+        _, _, tail = rest.partition(BENCH_END)
+        table = "\n".join(line for line in render(rows).splitlines() if line.startswith("|"))
+        README_SECTION.write_text(f"{head}{BENCH_BEGIN}\n{table}\n{BENCH_END}{tail}")
 
 
 def mlp(sizes, activation: str, seed: int = 0) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     nodes, inits, prev = [], [], "x"
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         w = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
         b = (rng.normal(size=n_out) * 0.1).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"B{i}")]

@@ -108,8 +108,9 @@ def _pickle_matches(path: Path, locked: dict | None) -> bool:
     return locks.file_sha256(path) == expected.get("sha256")
 
 
-def _result(model, pickle_path: Path, entry: dict | None, rebuilt: bool, status: str,
-            changed) -> BuildResult:
+def _result(
+    model, pickle_path: Path, entry: dict | None, rebuilt: bool, status: str, changed
+) -> BuildResult:
     entry = entry or {}
     return BuildResult(
         slot=model.slot,

@@ -99,6 +99,8 @@ GROUP_SIZES = {
 }
 # Numerai's targets put about 5/20/50/20/5 % of each era into the five bins.
 TARGET_BIN_SHARES = (0.05, 0.20, 0.50, 0.20, 0.05)
+# Share of a grouped feature's cells that copy the group's shared value.
+GROUP_COPY = 0.5
 # 60-day targets resolve later than 20-day ones: the newest eras have them missing.
 UNRESOLVED_60D_ERAS = 4
 
@@ -231,6 +233,7 @@ class _Truth:
     pair: tuple[int, int]  # interaction term
     step: int  # threshold term: feature >= 3
     aux_mix: np.ndarray  # per aux target: share of the main signal it follows
+    groups: tuple[np.ndarray, ...]  # column indices of each feature group
 
     @classmethod
     def draw(cls, names, feature_sets, rng) -> _Truth:
@@ -251,12 +254,21 @@ class _Truth:
             pair=(int(small[0]), int(small[-1])),
             step=int(medium_only[0]) if medium_only else int(small[0]),
             aux_mix=rng.uniform(0.4, 0.9, size=len(TARGET_NAMES)),
+            groups=tuple(
+                np.array([index[n] for n in feature_sets[g]])
+                for g in GROUP_SIZES
+                if g in feature_sets
+            ),
         )
 
     def signal(self, X: np.ndarray) -> np.ndarray:
-        Xf = X.astype(np.float32) - 2.0
-        s = Xf[:, self.linear] @ self.weights.astype(np.float32)
-        s += 0.6 * Xf[:, self.pair[0]] * Xf[:, self.pair[1]]
+        def centred(column: int) -> np.ndarray:
+            return X[:, column].astype(np.float32) - 2.0
+
+        s = np.zeros(len(X), dtype=np.float32)
+        for column, weight in zip(self.linear, self.weights, strict=True):
+            s += np.float32(weight) * centred(column)
+        s += 0.6 * centred(self.pair[0]) * centred(self.pair[1])
         s += 1.5 * (X[:, self.step] >= 3)
         return s / max(float(np.std(s)), 1e-9)
 
@@ -327,7 +339,16 @@ class _EraFrame:
 
 def _era_frame(eras, rows_per_era, data_type, names, truth, ids: _Ids, rng) -> _EraFrame:
     n = len(eras) * rows_per_era
-    X = rng.integers(0, 5, size=(n, len(names)), dtype=np.int8)
+    # Drawn feature-major so every column is contiguous: the group mixing below and the
+    # column-by-column parquet conversion then read memory in order.
+    by_feature = rng.integers(0, 5, size=(len(names), n), dtype=np.int8)
+    # Features of one group move together, as Numerai's do: each cell copies its group's shared
+    # value with probability GROUP_COPY (pairwise correlation about GROUP_COPY**2).
+    for columns in truth.groups:
+        shared = rng.integers(0, 5, size=(1, n), dtype=np.int8)
+        copy = rng.random((len(columns), n), dtype=np.float32) < GROUP_COPY
+        by_feature[columns] = np.where(copy, shared, by_feature[columns])
+    X = by_feature.T
     return _EraFrame(
         ids=ids.take(n),
         eras=np.repeat(np.array(eras, dtype=object), rows_per_era),

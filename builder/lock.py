@@ -37,7 +37,9 @@ def read_lock(project: Project) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise NmrError(f"{path}: not a readable numerai.lock ({error}); delete it to rebuild") from None
+        raise NmrError(
+            f"{path}: not a readable numerai.lock ({error}); delete it to rebuild"
+        ) from None
     if not isinstance(data, dict) or data.get("lock_version") != LOCK_VERSION:
         raise NmrError(f"{path}: unknown lock format; delete it and run `nmr build`")
     data.setdefault("slots", {})
@@ -94,12 +96,21 @@ def inputs_sha256(inputs: dict) -> str:
     return sha256_json(inputs)
 
 
-def slot_entry(inputs: dict, env_python_version: str, env_packages: dict, pickle_path: str,
-               sha256: str, size: int) -> dict:
+def slot_entry(
+    inputs: dict,
+    env_python_version: str,
+    env_packages: dict,
+    pickle_path: str,
+    sha256: str,
+    size: int,
+) -> dict:
     return {
         "inputs": inputs,
         "inputs_sha256": inputs_sha256(inputs),
-        "build": {"python_version": env_python_version, "packages": dict(sorted(env_packages.items()))},
+        "build": {
+            "python_version": env_python_version,
+            "packages": dict(sorted(env_packages.items())),
+        },
         "pickle": {"path": pickle_path, "sha256": sha256, "size": size},
     }
 

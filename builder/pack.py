@@ -117,7 +117,10 @@ def imported_globals(data: bytes) -> list[str]:
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
             memo[int(arg)] = stack[-1] if stack else None
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo.get(int(arg)))
+            value = memo.get(int(arg))
+            if isinstance(value, str) and stack and stack[-1] is _LOADER:
+                found.setdefault(value, None)
+            stack.append(value)
         elif name in ("GLOBAL", "STACK_GLOBAL"):
             if name == "GLOBAL":
                 module, _, qualname = str(arg).partition(" ")

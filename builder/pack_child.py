@@ -16,7 +16,6 @@ import inspect
 import json
 import pickle
 import sys
-import types
 from pathlib import Path
 
 import cloudpickle
@@ -49,7 +48,7 @@ def main(workdir: Path, kernels_dir: Path) -> None:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     report = {
-        "python_version": "%d.%d.%d" % sys.version_info[:3],
+        "python_version": ".".join(str(v) for v in sys.version_info[:3]),
         "packages": versions,
         "parameters": parameters,
         "sha256": hashlib.sha256(data).hexdigest(),

@@ -87,8 +87,9 @@ def write_config(
     return path
 
 
-def run_pickle_in_env(python: Path, pickle_path: Path, live: Path, benchmarks: Path | None,
-                      out: Path) -> dict:
+def run_pickle_in_env(
+    python: Path, pickle_path: Path, live: Path, benchmarks: Path | None, out: Path
+) -> dict:
     """Load the pickle the way numerai-predict does (pd.read_pickle, signature arity) in the given
     interpreter with nothing but its own site-packages, and write the predictions to ``out``."""
     script = textwrap.dedent(
@@ -110,8 +111,16 @@ def run_pickle_in_env(python: Path, pickle_path: Path, live: Path, benchmarks: P
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     result = subprocess.run(
-        [str(python), "-I", "-c", script, str(pickle_path), str(live),
-         str(benchmarks or ""), str(out)],
+        [
+            str(python),
+            "-I",
+            "-c",
+            script,
+            str(pickle_path),
+            str(live),
+            str(benchmarks or ""),
+            str(out),
+        ],
         capture_output=True,
         text=True,
         env=env,

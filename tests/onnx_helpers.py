@@ -40,7 +40,9 @@ def single_node_model(
 ) -> onnx.ModelProto:
     """A graph x -> op(x, *extra constant inputs) -> y, with a dynamic batch dimension."""
     extra_inputs = extra_inputs or {}
-    initializers = [numpy_helper.from_array(np.asarray(v), name) for name, v in extra_inputs.items()]
+    initializers = [
+        numpy_helper.from_array(np.asarray(v), name) for name, v in extra_inputs.items()
+    ]
     outputs = [f"y{i}" for i in range(n_outputs)]
     node = helper.make_node(op, ["x", *extra_inputs], outputs, domain=domain or None, **attrs)
     graph = helper.make_graph(
@@ -60,10 +62,13 @@ def mlp_model(sizes, activation: str = "Relu", seed: int = 0, opset: int = 17) -
     """A Gemm/activation MLP with seeded random weights, built with onnx.helper directly."""
     rng = np.random.default_rng(seed)
     nodes, initializers, previous = [], [], "x"
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         weight = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
         bias = (rng.normal(size=n_out) * 0.1).astype(np.float32)
-        initializers += [numpy_helper.from_array(weight, f"W{i}"), numpy_helper.from_array(bias, f"B{i}")]
+        initializers += [
+            numpy_helper.from_array(weight, f"W{i}"),
+            numpy_helper.from_array(bias, f"B{i}"),
+        ]
         nodes.append(helper.make_node("Gemm", [previous, f"W{i}", f"B{i}"], [f"h{i}"], transB=1))
         previous = f"h{i}"
         if i < len(sizes) - 2:
@@ -79,7 +84,9 @@ def mlp_model(sizes, activation: str = "Relu", seed: int = 0, opset: int = 17) -
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def ours_and_onnxruntime(model_or_path, X: np.ndarray, tmp_path: Path | None = None, feature_names=None):
+def ours_and_onnxruntime(
+    model_or_path, X: np.ndarray, tmp_path: Path | None = None, feature_names=None
+):
     """(our predictions, onnxruntime's) for a model proto or a .onnx path."""
     if isinstance(model_or_path, onnx.ModelProto):
         path = Path(tmp_path) / "model.onnx"

@@ -55,6 +55,8 @@ CORPUS = [
     "missing_ids",
     "no_id_index",
     "not_a_pickle",
+    "empty_file",
+    "type_error_at_load",
     "good_one_arg",
     "good_two_args",
 ]
@@ -218,7 +220,12 @@ def test_a_pickle_made_by_another_python_minor_crashes_like_in_production(python
     pickle_path = support.make_pickle_here(source, tmp_path / "other_python.pkl")
     result = run_pickle(pickle_path, python, live, limits=FAST)
     assert result.status == FAILED
-    assert result.reason == SEGFAULT_MESSAGE
+    if support.this_python_minor() == "3.11":
+        # 3.11 code objects load in 3.12 (same constructor) and crash when run
+        assert result.reason == SEGFAULT_MESSAGE
+    else:
+        # other minors' code objects do not even construct: TypeError while unpickling
+        assert result.reason in (SEGFAULT_MESSAGE, "Pickle incompatible with 3.12")
 
 
 def test_duplicate_ids_pass_predict_py_but_fail_the_submission_check(corpus, python, live):
@@ -258,6 +265,19 @@ def test_a_frame_without_the_id_index_fails_the_header_check(corpus, python, liv
 def test_bytes_that_are_not_a_pickle_are_an_invalid_pickle(corpus, python, live):
     result = run(corpus, "not_a_pickle", python, live)
     assert_predict_py_failure(result, "Invalid pickle - invalid load key, 'n'.")
+
+
+def test_an_empty_file_dies_with_an_uncaught_eoferror(corpus, python, live):
+    result = run(corpus, "empty_file", python, live)
+    assert result.status == FAILED
+    assert result.exit_code == 1
+    assert result.reason == "EOFError: Ran out of input"
+    assert "Debug your pickle model locally" not in result.log
+
+
+def test_a_type_error_while_loading_is_reported_as_python_incompatibility(corpus, python, live):
+    result = run(corpus, "type_error_at_load", python, live)
+    assert_predict_py_failure(result, "Pickle incompatible with 3.12")
 
 
 def test_a_one_argument_pickle_runs_without_benchmarks(corpus, python, live):
@@ -317,3 +337,25 @@ def test_the_same_socket_pickle_reaches_the_server_when_network_is_allowed(
     result = run_pickle(pickles["opens_socket"], python, live, limits=Limits(network=True))
     assert result.status == SUCCESS, result.log
     assert _Recorder.hits == ["/exfiltrate"]
+
+
+def test_without_unshare_sockets_are_blocked_inside_the_child(
+    python, live, tmp_path, http_server, monkeypatch
+):
+    from builder.runner import limits as runner_limits
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no `unshare` on PATH: the fallback path
+    runner_limits._unshare_works.cache_clear()
+    try:
+        port = http_server.server_address[1]
+        source = support.corpus_source("opens_socket", PORT=port)
+        pickles = support.make_pickles(python, {"opens_socket": source}, tmp_path)
+        result = run_pickle(pickles["opens_socket"], python, live, limits=FAST)
+    finally:
+        runner_limits._unshare_works.cache_clear()
+    assert result.network_isolation == "socket-block"
+    assert result.status == FAILED
+    assert result.reason == "OSError: [Errno 101] Network is unreachable"
+    assert _Recorder.hits == []

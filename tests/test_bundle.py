@@ -253,7 +253,9 @@ def test_legacy_signature_with_blend_benchmark_is_refused(project_dir):
 
 def test_missing_feature_columns_raise_value_error_naming_the_first_few(project_dir):
     root, sets = project_dir
-    bundle = _bundle(root, "d:\n  artifact: artifacts/reg_medium.txt\n  features: medium\n", "m.yaml")
+    bundle = _bundle(
+        root, "d:\n  artifact: artifacts/reg_medium.txt\n  features: medium\n", "m.yaml"
+    )
     live = _live(root).drop(columns=sets["medium"][2:9])
     with pytest.raises(ValueError, match=rf"missing 7 column\(s\).*{sets['medium'][2]}.*, \.\.\.$"):
         bundle(live, None)

@@ -68,7 +68,9 @@ def test_validate_reports_each_problem_as_one_located_line_and_exits_1(example, 
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(f"{config}:13:15: models.example_model.features: unknown feature set")
+    assert lines[0].startswith(
+        f"{config}:13:15: models.example_model.features: unknown feature set"
+    )
     assert lines[1].startswith(f"{config}:24:3: models.Bad-Slot: 'Bad-Slot' is not a model slot")
     assert "Traceback" not in result.output
 
@@ -199,3 +201,15 @@ def test_help_lists_this_stages_commands_with_one_line_descriptions():
         assert command in result.stdout
     synth = runner.invoke(app, ["data", "--help"])
     assert "synth" in synth.stdout
+
+
+def test_init_example_is_reproducible_for_a_seed(example, tmp_path):
+    again = tmp_path / "again"
+    assert runner.invoke(app, ["init", "--example", str(again)]).exit_code == 0
+    for name in ("lgbm_medium.txt", "lgbm_small.txt"):
+        assert (again / "artifacts" / name).read_bytes() == (
+            example / "artifacts" / name
+        ).read_bytes()
+    assert (again / "data" / "train.parquet").read_bytes() == (
+        example / "data" / "train.parquet"
+    ).read_bytes()

@@ -7,6 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from builder.config import ConfigError, Problem, load
 
@@ -161,7 +164,10 @@ def test_both_artifact_and_ensemble_is_refused(project):
         )
     )
     assert (problem.line, problem.col, problem.path) == (3, 3, "models.m")
-    assert problem.message == "needs exactly one of artifact / ensemble (found both artifact and ensemble)"
+    assert (
+        problem.message
+        == "needs exactly one of artifact / ensemble (found both artifact and ensemble)"
+    )
 
 
 def test_neither_artifact_nor_ensemble_is_refused(project):
@@ -519,3 +525,134 @@ def test_error_message_is_one_line_per_problem_in_the_documented_form(project):
         "'medium'?) (known in features.json: small, medium, all)"
     )
     assert file.endswith("numerai.yaml")
+
+
+# -- robustness: whatever the file holds, the loader answers with problems, never a crash ------
+
+
+_WORDS = [
+    "version",
+    "runtime",
+    "data",
+    "dir",
+    "train",
+    "models",
+    "m",
+    "artifact",
+    "ensemble",
+    "features",
+    "format",
+    "weight",
+    "preprocessing",
+    "postprocessing",
+    "fill_missing",
+    "value",
+    "strategy",
+    "clip",
+    "min",
+    "max",
+    "standardize",
+    "neutralize",
+    "proportion",
+    "blend_benchmark",
+    "column",
+    "rank_per_era",
+    "deploy",
+    "create",
+    "small",
+    "artifacts/a.txt",
+]
+_leaves = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 5), st.floats(-2, 2), st.sampled_from(_WORDS)
+)
+_documents = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(_WORDS), inner, max_size=4),
+    ),
+    max_leaves=25,
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(document=_documents)
+def test_any_document_gives_a_project_or_located_problems_never_a_crash(project, document):
+    path = project / "numerai.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "models": {"m": document}}, sort_keys=False))
+    try:
+        load(path)
+    except ConfigError as error:
+        assert error.problems and all(p.line >= 1 and p.col >= 1 for p in error.problems)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        load(path)
+    except ConfigError as error:
+        assert error.problems and all(p.line >= 1 and p.col >= 1 for p in error.problems)
+
+
+def test_unknown_yaml_tag_is_a_located_problem_not_a_crash(project):
+    problem = only(
+        problems_of(
+            project,
+            """
+            version: 1
+            models:
+              m: !!python/object:os.system {}
+            """,
+        )
+    )
+    assert (problem.line, problem.col, problem.path) == (3, 6, "models.m")
+    assert problem.message.startswith("YAML error: unsupported tag")
+
+
+def test_alias_that_contains_itself_is_refused(project):
+    problems = problems_of(project, "version: 1\nmodels: &m {m: *m}\n")
+    # PyYAML resolves an alias to the anchored node itself, so the place is the anchor's
+    assert (2, 9, "models.m") in [(p.line, p.col, p.path) for p in problems]
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab:- \n{}[],&*!'\"#|>%@`?1.~\t")), max_size=60))
+def test_any_text_gives_a_project_or_located_problems_never_a_crash(text):
+    from builder.config import load_text
+
+    try:
+        load_text(text, Path("/nonexistent/numerai.yaml"))
+    except ConfigError as error:
+        assert error.problems and all(p.line >= 1 and p.col >= 1 for p in error.problems)
+
+
+def test_feature_listed_twice_is_refused(project):
+    problem = only(
+        problems_of(
+            project,
+            """
+            version: 1
+            models:
+              m: {artifact: artifacts/a.txt, features: [feature_a, feature_b, feature_a]}
+            """,
+        )
+    )
+    assert (problem.line, problem.col, problem.path) == (3, 44, "models.m.features")
+    assert problem.message == "lists 'feature_a' more than once"
+
+
+def test_ensemble_member_without_features_anywhere_is_refused(project):
+    problem = only(
+        problems_of(
+            project,
+            """
+            version: 1
+            models:
+              e:
+                ensemble:
+                  - {artifact: artifacts/a.txt, features: small}
+                  - {artifact: artifacts/b.txt}
+            """,
+        )
+    )
+    assert (problem.line, problem.col, problem.path) == (6, 9, "models.e.ensemble[1]")
+    assert problem.message == "needs features: set features on this member or on the model"

@@ -58,27 +58,35 @@ def test_models_keep_the_order_written_in_the_file(project):
 
 
 def test_feature_set_name_resolves_to_the_features_json_columns(project):
-    member = load_text(
-        project,
-        """
+    member = (
+        load_text(
+            project,
+            """
         version: 1
         models:
           m: {artifact: artifacts/a.txt, features: small}
         """,
-    ).models[0].members[0]
+        )
+        .models[0]
+        .members[0]
+    )
     assert member.features == ("feature_b", "feature_a")
     assert member.feature_set == "small"
 
 
 def test_explicit_feature_list_stays_as_given(project):
-    member = load_text(
-        project,
-        """
+    member = (
+        load_text(
+            project,
+            """
         version: 1
         models:
           m: {artifact: artifacts/a.txt, features: [feature_d, feature_a]}
         """,
-    ).models[0].members[0]
+        )
+        .models[0]
+        .members[0]
+    )
     assert member.features == ("feature_d", "feature_a")
     assert member.feature_set is None
 
@@ -210,9 +218,10 @@ def test_steps_keep_their_order_with_sorted_hashable_params(project):
 
 
 def test_neutralize_with_a_column_list_keeps_it_as_a_tuple(project):
-    step = load_text(
-        project,
-        """
+    step = (
+        load_text(
+            project,
+            """
         version: 1
         models:
           m:
@@ -221,7 +230,10 @@ def test_neutralize_with_a_column_list_keeps_it_as_a_tuple(project):
             postprocessing:
               - neutralize: {features: [feature_c, feature_a]}
         """,
-    ).models[0].postprocessing[0]
+        )
+        .models[0]
+        .postprocessing[0]
+    )
     assert step.get("features") == ("feature_c", "feature_a")
     assert step.feature_columns == ("feature_c", "feature_a")
 
@@ -407,3 +419,33 @@ def test_error_locations_use_the_path_relative_to_the_working_directory(project,
     with pytest.raises(ConfigError) as caught:
         load(project / "numerai.yaml")
     assert str(caught.value).startswith("numerai.yaml:2:")
+
+
+def test_normalized_config_is_the_same_for_a_copy_at_another_path(project, tmp_path_factory):
+    import shutil
+
+    from builder.config import normalized
+
+    text = """
+        version: 1
+        models:
+          m:
+            artifact: artifacts/a.txt
+            features: small
+            postprocessing:
+              - neutralize: {features: [feature_c], proportion: 0.5}
+              - rank_per_era: {}
+        """
+    first = load_text(project, text)
+    copy = tmp_path_factory.mktemp("elsewhere") / "copy"
+    shutil.copytree(project, copy)
+    second = load(copy / "numerai.yaml")
+    a = normalized(first.models[0], first.root)
+    assert a == normalized(second.models[0], second.root)
+    assert a["members"][0]["artifact"] == "artifacts/a.txt"
+    assert a["postprocessing"][0] == {
+        "name": "neutralize",
+        "params": {"features": ["feature_c"], "proportion": 0.5},
+        "feature_columns": ["feature_c"],
+    }
+    assert json.loads(json.dumps(a)) == a

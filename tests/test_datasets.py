@@ -85,6 +85,15 @@ def test_features_are_int8_bins_zero_to_four(small_data):
     assert features.min().min() == 0 and features.max().max() == 4
 
 
+def test_features_of_one_group_are_correlated_and_across_groups_are_not(small_data):
+    sets = feature_sets(small_data)
+    a1, a2 = sets["constitution"][:2]
+    b1 = sets["charisma"][0]
+    train = read(small_data, "train")
+    assert train[a1].corr(train[a2]) > 0.15
+    assert abs(train[a1].corr(train[b1])) < 0.1
+
+
 def test_targets_take_numerais_five_values_and_main_target_is_never_missing(small_data):
     validation = read(small_data, "validation")
     for name in TARGET_NAMES:
@@ -127,8 +136,15 @@ def test_targets_are_learnable_from_the_small_feature_set(small_data):
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
-    tiny = SynthSizes(n_all=20, n_medium=10, n_small=4, train_eras=4, validation_eras=4,
-                      rows_per_era=30, live_rows=40)
+    tiny = SynthSizes(
+        n_all=20,
+        n_medium=10,
+        n_small=4,
+        train_eras=4,
+        validation_eras=4,
+        rows_per_era=30,
+        live_rows=40,
+    )
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         synthesize(tmp_path / name, seed=seed, sizes=tiny)
     files = [p.name for p in (tmp_path / "a").iterdir()]
@@ -180,7 +196,9 @@ def test_synth_live_is_one_live_era_of_int8_bins_for_the_given_features():
 
 def test_synth_live_is_deterministic_for_a_seed():
     features = ["feature_a", "feature_b"]
-    pd.testing.assert_frame_equal(synth_live(features, 50, seed=1), synth_live(features, 50, seed=1))
+    pd.testing.assert_frame_equal(
+        synth_live(features, 50, seed=1), synth_live(features, 50, seed=1)
+    )
     assert not synth_live(features, 50, seed=1).equals(synth_live(features, 50, seed=2))
 
 

@@ -150,7 +150,9 @@ def test_failed_remote_validation_keeps_the_old_pickle_and_rerun_revalidates_wit
     server, validator = sandbox
     old = assigned_filename(server, _deployed(client, tmp_path)[0].slot)
     changed = [desired_slot(tmp_path / "v2", SLOT, 0.7)]
-    validator.outcomes.append(("failed", "ERROR:root:Pickle function returned at least 1 NaN prediction"))
+    validator.outcomes.append(
+        ("failed", "ERROR:root:Pickle function returned at least 1 NaN prediction")
+    )
 
     _, outcomes = _deploy(client, changed)
 
@@ -181,7 +183,9 @@ def test_a_killed_apply_leaves_the_old_pickle_and_a_rerun_converges(sandbox, cli
     }
     child = subprocess.Popen([sys.executable, str(script), json.dumps(job)], cwd=str(_repo()))
     try:
-        _wait_until(lambda: any(p["filename"].startswith(_stem(changed)) for p in pickle_rows(server)))
+        _wait_until(
+            lambda: any(p["filename"].startswith(_stem(changed)) for p in pickle_rows(server))
+        )
         child.kill()
         child.wait(timeout=10)
     finally:
@@ -236,7 +240,7 @@ def test_a_second_apply_on_the_same_project_refuses_while_the_first_runs(tmp_pat
 
 def test_missing_slot_without_deploy_create_is_a_plan_error(client, tmp_path):
     desired = [desired_slot(tmp_path, SLOT, 0.9, create=False)]
-    with pytest.raises(NmrError, match=f"deploy.create: true"):
+    with pytest.raises(NmrError, match="deploy.create: true"):
         current_plan(client, desired)
 
 
@@ -268,3 +272,20 @@ desired = [DesiredSlot(job["slot"], job["sha256"], Path(job["pickle_path"]), job
                        "v5.2", create=True)]
 apply_plan(current_plan(client, desired), desired, client, poll_interval=0.05)
 """
+
+
+def test_a_pickle_uploaded_outside_nmr_is_drift_and_apply_replaces_it(sandbox, client, tmp_path):
+    server, _ = sandbox
+    model_id = client.add_model(SLOT)["id"]
+    manual = tmp_path / "model.pkl"
+    manual.write_bytes(b"uploaded by hand")
+    pickle_id = client.upload_pickle(manual, model_id)  # numerapi's flow and file name
+    server.wait_idle()
+    client.assign(model_id, pickle_id)
+    desired = [desired_slot(tmp_path, SLOT, 0.9)]
+
+    plan, outcomes = _deploy(client, desired)
+
+    assert [(c.symbol, c.old_filename.startswith("model-")) for c in plan.changes] == [("!", True)]
+    assert outcomes[0].status == "applied"
+    assert assigned_filename(server, SLOT).startswith(_stem(desired[0]))

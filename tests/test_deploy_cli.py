@@ -100,10 +100,13 @@ def test_plan_detailed_exitcode_is_0_without_changes_and_2_with_changes(copy):
     _retrain_small_model(copy)
     changed = _nmr(copy, "plan", "--sandbox", "--detailed-exitcode")
     assert changed.exit_code == 2, _text(changed)
-    assert re.search(r"~ example_ensemble\s+upload and assign [0-9a-f]{16} -> [0-9a-f]{16}", changed.stdout)
+    assert re.search(
+        r"~ example_ensemble\s+upload and assign [0-9a-f]{16} -> [0-9a-f]{16}", changed.stdout
+    )
     assert "example_model" not in changed.stdout.split("nmr will perform")[1]
 
 
+@pytest.mark.slow
 def test_changed_artifact_applies_exactly_one_upload(copy):
     _retrain_small_model(copy)
     puts = _puts(copy)
@@ -113,6 +116,7 @@ def test_changed_artifact_applies_exactly_one_upload(copy):
     assert _puts(copy) == puts + 1
 
 
+@pytest.mark.slow
 def test_saved_plan_applies_without_prompting(copy):
     _retrain_small_model(copy)
     saved = copy / "plan.json"
@@ -122,6 +126,7 @@ def test_saved_plan_applies_without_prompting(copy):
     assert "1 applied" in result.stdout
 
 
+@pytest.mark.slow
 def test_saved_plan_is_refused_after_the_remote_state_changed(copy):
     _retrain_small_model(copy)
     saved = copy / "plan.json"
@@ -161,8 +166,11 @@ def test_the_secret_key_never_appears_in_output_plan_or_lock(deployed, copy):
     secret = json.loads((copy / ".nmr" / "sandbox" / "credentials.json").read_text())["secret_key"]
     _retrain_small_model(copy)
     plan = _nmr(copy, "plan", "--sandbox", "--json", "-out", str(copy / "plan.json"))
-    applied = _nmr(copy, "apply", "--sandbox", "--yes", "--debug")
+    applied = CliRunner().invoke(
+        app, ["--debug", "apply", "--sandbox", "--yes", "-f", str(copy / "numerai.yaml")]
+    )
     status = _nmr(copy, "status", "--sandbox")
+    assert applied.exit_code == 0, _text(applied)
     for text in (_text(first), _text(plan), _text(applied), _text(status)):
         assert secret not in text
     assert secret not in (copy / "plan.json").read_text()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from builder.diagnostics import check_fidelity
 from builder.diagnostics.fidelity import compare_member
+from tests import synthdata
 from tests.bad_pickles import support
 
 lightgbm = pytest.importorskip("lightgbm")
@@ -19,7 +22,6 @@ def built(tmp_path_factory):
     from builder.config import load
     from builder.env import ensure_env
     from builder.pack import pack
-    from tests import synthdata
 
     root = tmp_path_factory.mktemp("fidelity")
     X, y = synthdata.numerai_like(1500, 8, seed=3, nan_fraction=0.05)
@@ -34,7 +36,8 @@ def built(tmp_path_factory):
     data.mkdir()
     live = synthdata.numerai_frame(synthdata.numerai_like(400, 8, seed=4, nan_fraction=0.05)[0])
     live.to_parquet(data / "live.parquet")
-    (data / "features.json").write_text('{"feature_sets": {"all": %s}, "targets": ["target"]}' % str(names).replace("'", '"'))
+    features_json = {"feature_sets": {"all": names}, "targets": ["target"]}
+    (data / "features.json").write_text(json.dumps(features_json))
     (root / "numerai.yaml").write_text(
         "version: 1\nruntime: numerai_predict_py_3_12:a78dedd\ndata:\n  dir: data\n  version: v5.2\n"
         "models:\n  nan_model:\n    artifact: model.txt\n    features: all\n"
@@ -44,7 +47,12 @@ def built(tmp_path_factory):
     env = ensure_env(model.runtime)
     pickle_path = root / "model.pkl"
     pickle_path.write_bytes(pack(make_bundle(project, model), env).data)
-    return {"pickle": pickle_path, "python": str(env.python), "live": data / "live.parquet", "model": model}
+    return {
+        "pickle": pickle_path,
+        "python": str(env.python),
+        "live": data / "live.parquet",
+        "model": model,
+    }
 
 
 def test_a_compiled_lightgbm_member_matches_native_bit_for_bit_with_nan(built):
@@ -58,13 +66,15 @@ def test_a_compiled_lightgbm_member_matches_native_bit_for_bit_with_nan(built):
 
 
 def test_max_rows_bounds_the_live_sample(built):
-    report = check_fidelity(built["pickle"], built["python"], built["live"], built["model"], max_rows=50)
+    report = check_fidelity(
+        built["pickle"], built["python"], built["live"], built["model"], max_rows=50
+    )
     assert report.members[0].rows == 50
 
 
 def test_one_ulp_off_a_tree_member_fails_its_zero_tolerance(built):
     member = built["model"].members[0]
-    X, _ = __import__("tests.synthdata", fromlist=["x"]).numerai_like(100, 8, seed=5)
+    X, _ = synthdata.numerai_like(100, 8, seed=5)
     native = lightgbm.Booster(model_file=str(member.artifact)).predict(X).reshape(-1, 1)
     nudged = native.copy()
     nudged[7, 0] = np.nextafter(nudged[7, 0], np.inf)
@@ -81,3 +91,32 @@ def test_a_pickle_not_built_by_nmr_is_skipped(built, tmp_path):
     report = check_fidelity(pickles["plain"], built["python"], built["live"], built["model"])
     assert report.skipped == "not an nmr-built pickle"
     assert report.members == []
+
+
+def test_onnx_members_may_differ_by_1e5_relative_but_not_more(tmp_path):
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
+
+    from builder.config import Member
+
+    X, y = synthdata.numerai_like(300, 6, seed=7)
+    regression = LinearRegression().fit(X, y * 100)  # outputs well above 1: relative applies
+    onnx_model = skl2onnx.convert_sklearn(
+        regression, initial_types=[("input", FloatTensorType([None, 6]))]
+    )
+    path = tmp_path / "linear.onnx"
+    path.write_bytes(onnx_model.SerializeToString())
+    member = Member(
+        artifact=path, format="onnx", features=tuple(synthdata.feature_names(6)), feature_set=None
+    )
+    from builder.artifacts import reader
+
+    native = reader("onnx").native_predict(path, X, list(member.features))
+    assert np.abs(native).max() > 10
+    within = compare_member(member, X, native * (1 + 5e-6))
+    beyond = compare_member(member, X, native * (1 + 5e-5))
+    assert within.ok and within.tolerance == 1e-5
+    assert not beyond.ok
+    assert beyond.max_abs_diff > within.max_abs_diff > 0

@@ -58,7 +58,9 @@ def per_era_frame(corr_by_era: dict[str, float], n: int = 200, seed: int = 0) ->
 
 def test_summary_has_mean_std_sharpe_drawdown_exposure_and_benchmark_corr():
     predictions = per_era_frame({"0001": 5.0, "0002": 0.0, "0003": 5.0})
-    benchmarks = pd.DataFrame({"v52_lgbm_ender20": predictions["prediction"] * 2}, index=predictions.index)
+    benchmarks = pd.DataFrame(
+        {"v52_lgbm_ender20": predictions["prediction"] * 2}, index=predictions.index
+    )
     report = score(predictions, {"0001": 0.1, "0002": 0.3, "0003": 0.2}, benchmarks)
     s = report.summary
     corr = report.per_era["corr"].to_numpy()

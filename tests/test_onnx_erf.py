@@ -18,7 +18,9 @@ def _float32_points() -> np.ndarray:
     rng = np.random.default_rng(0)
     grid = np.linspace(-6.0, 6.0, 120_001)
     logs = np.geomspace(1e-38, 6.0, 20_000)
-    return np.concatenate([grid, logs, -logs, rng.normal(scale=1.5, size=50_000)]).astype(np.float32)
+    return np.concatenate([grid, logs, -logs, rng.normal(scale=1.5, size=50_000)]).astype(
+        np.float32
+    )
 
 
 def test_erf_float32_within_one_ulp_of_math_erf():

@@ -45,7 +45,11 @@ def live():
 
 
 def _export(estimator, X_train, path):
-    onx = to_onnx(estimator, X_train[:1].astype(np.float32), options={"zipmap": True} if hasattr(estimator, "predict_proba") else None)
+    onx = to_onnx(
+        estimator,
+        X_train[:1].astype(np.float32),
+        options={"zipmap": True} if hasattr(estimator, "predict_proba") else None,
+    )
     path.write_bytes(onx.SerializeToString())
     return path
 
@@ -67,7 +71,8 @@ def test_skl2onnx_mlp_regressor_matches_onnxruntime(training, live, tmp_path):
 def test_skl2onnx_scaler_mlp_pipeline_matches_onnxruntime(training, live, tmp_path):
     X, y = training
     model = make_pipeline(
-        StandardScaler(), MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", max_iter=60, random_state=0)
+        StandardScaler(),
+        MLPRegressor(hidden_layer_sizes=(32,), activation="tanh", max_iter=60, random_state=0),
     ).fit(X, y)
     ours, reference = ours_and_onnxruntime(_export(model, X, tmp_path / "m.onnx"), live)
     _assert_faithful(ours, reference)
@@ -76,16 +81,22 @@ def test_skl2onnx_scaler_mlp_pipeline_matches_onnxruntime(training, live, tmp_pa
 def test_skl2onnx_imputer_scaler_mlp_pipeline_fills_nan_like_onnxruntime(tmp_path):
     X, y = numerai_like(n_rows=1500, n_features=N_FEATURES, seed=3, nan_fraction=0.05)
     model = make_pipeline(
-        SimpleImputer(strategy="median"), StandardScaler(), MLPRegressor(hidden_layer_sizes=(32,), max_iter=60, random_state=0)
+        SimpleImputer(strategy="median"),
+        StandardScaler(),
+        MLPRegressor(hidden_layer_sizes=(32,), max_iter=60, random_state=0),
     ).fit(X, y)
     live, _ = numerai_like(n_rows=LIVE_ROWS, n_features=N_FEATURES, seed=4, nan_fraction=0.05)
-    ours, reference = ours_and_onnxruntime(_export(model, X, tmp_path / "m.onnx"), live.astype(np.float32))
+    ours, reference = ours_and_onnxruntime(
+        _export(model, X, tmp_path / "m.onnx"), live.astype(np.float32)
+    )
     _assert_faithful(ours, reference)
 
 
 def test_skl2onnx_mlp_classifier_predicts_probabilities_not_zipmap(training, live, tmp_path):
     X, y = training
-    model = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0).fit(X, (y > 0.5).astype(int))
+    model = MLPClassifier(hidden_layer_sizes=(32,), max_iter=60, random_state=0).fit(
+        X, (y > 0.5).astype(int)
+    )
     path = _export(model, X, tmp_path / "m.onnx")
     ours, reference = ours_and_onnxruntime(path, live)
     assert ours.shape == (LIVE_ROWS, 2)
@@ -98,7 +109,9 @@ def test_skl2onnx_multiclass_classifier_task_is_multiclass(training, tmp_path):
     from builder.compile.onnx import compile_graph
 
     X, y = training
-    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(X, (y * 4).astype(int))
+    model = MLPClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(
+        X, (y * 4).astype(int)
+    )
     evaluator = compile_graph(onnx_reader.read(_export(model, X, tmp_path / "m.onnx")))
     assert (evaluator.task, evaluator.n_outputs) == ("multiclass", 5)
 

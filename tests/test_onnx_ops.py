@@ -26,7 +26,9 @@ def _graph(nodes, initializers=None, opset=17, ml=False, width=6, in_type=Tensor
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in (initializers or {}).items()],
     )
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("ai.onnx.ml", 3)] if ml else [])
+    opsets = [helper.make_opsetid("", opset)] + (
+        [helper.make_opsetid("ai.onnx.ml", 3)] if ml else []
+    )
     return helper.make_model(graph, opset_imports=opsets)
 
 
@@ -54,7 +56,10 @@ CASES = {
     "Softplus": _unary("Softplus"),
     "Identity": _unary("Identity"),
     "Sqrt": _graph([_node("Abs", out="a"), _node("Sqrt", ("a",))]),
-    "Log": _graph([_node("Abs", out="a"), _node("Add", ("a", "c"), out="b"), _node("Log", ("b",))], {"c": POSITIVE}),
+    "Log": _graph(
+        [_node("Abs", out="a"), _node("Add", ("a", "c"), out="b"), _node("Log", ("b",))],
+        {"c": POSITIVE},
+    ),
     "LeakyRelu": _unary("LeakyRelu", alpha=0.2),
     "Elu": _unary("Elu", alpha=0.7),
     "Selu": _unary("Selu"),
@@ -64,7 +69,9 @@ CASES = {
     "LogSoftmax-11": _unary("LogSoftmax", opset=11),
     "Gelu-none": _unary("Gelu", opset=20),
     "Gelu-tanh": _unary("Gelu", opset=20, approximate="tanh"),
-    "Clip-11": _graph([_node("Clip", ("x", "lo", "hi"))], {"lo": np.float32(-0.5), "hi": np.float32(0.7)}),
+    "Clip-11": _graph(
+        [_node("Clip", ("x", "lo", "hi"))], {"lo": np.float32(-0.5), "hi": np.float32(0.7)}
+    ),
     "Clip-6": _unary("Clip", opset=6, min=-0.5, max=0.7),
     "Pow-2": _with_const("Pow", np.float32(2.0)),
     "Pow-3": _with_const("Pow", np.float32(3.0)),
@@ -77,7 +84,10 @@ CASES = {
     "MatMul": _with_const("MatMul", RNG.normal(size=(6, 3)).astype(np.float32)),
     "Gemm": _graph(
         [_node("Gemm", ("x", "w", "c"), alpha=0.5, beta=2.0, transB=1)],
-        {"w": RNG.normal(size=(3, 6)).astype(np.float32), "c": RNG.normal(size=3).astype(np.float32)},
+        {
+            "w": RNG.normal(size=(3, 6)).astype(np.float32),
+            "c": RNG.normal(size=3).astype(np.float32),
+        },
     ),
     "ReduceMean-17": _unary("ReduceMean", axes=[1]),
     "ReduceMean-18": _with_const("ReduceMean", np.array([1], np.int64), opset=18),
@@ -91,18 +101,26 @@ CASES = {
         [_node("BatchNormalization", ("x", "s", "b", "m", "v"), epsilon=1e-3)],
         {"s": POSITIVE, "b": W6, "m": W6[::-1].copy(), "v": POSITIVE[::-1].copy()},
     ),
-    "Flatten": _graph([_node("Unsqueeze", ("x", "ax"), out="u"), _node("Flatten", ("u",))], {"ax": np.array([1], np.int64)}),
+    "Flatten": _graph(
+        [_node("Unsqueeze", ("x", "ax"), out="u"), _node("Flatten", ("u",))],
+        {"ax": np.array([1], np.int64)},
+    ),
     "Reshape": _with_const("Reshape", np.array([0, 2, 3], np.int64)),
-    "Transpose": _graph([_node("Transpose", perm=[1, 0], out="t"), _node("Transpose", ("t",), perm=[1, 0])]),
+    "Transpose": _graph(
+        [_node("Transpose", perm=[1, 0], out="t"), _node("Transpose", ("t",), perm=[1, 0])]
+    ),
     "Concat": _graph([_node("Concat", ("x", "x"), axis=1)]),
     "Squeeze-13": _graph(
-        [_node("Unsqueeze", ("x", "ax"), out="u"), _node("Squeeze", ("u", "ax"))], {"ax": np.array([2], np.int64)}
+        [_node("Unsqueeze", ("x", "ax"), out="u"), _node("Squeeze", ("u", "ax"))],
+        {"ax": np.array([2], np.int64)},
     ),
     "Squeeze-11": _graph(
         [_node("Unsqueeze", axes=[2], out="u"), _node("Squeeze", ("u",), axes=[2])], opset=11
     ),
     "Dropout": _unary("Dropout"),
-    "Cast": _graph([_node("Cast", to=TensorProto.DOUBLE, out="d"), _node("Cast", ("d",), to=TensorProto.FLOAT)]),
+    "Cast": _graph(
+        [_node("Cast", to=TensorProto.DOUBLE, out="d"), _node("Cast", ("d",), to=TensorProto.FLOAT)]
+    ),
     "Slice-13": _graph(
         [_node("Slice", ("x", "s", "e", "a"))],
         {"s": np.array([1], np.int64), "e": np.array([5], np.int64), "a": np.array([1], np.int64)},
@@ -112,11 +130,18 @@ CASES = {
         [helper.make_node("Split", ["x", "sp"], ["p", "q"], axis=1), _node("Mul", ("p", "q"))],
         {"sp": np.array([3, 3], np.int64)},
     ),
-    "Split-18": _graph([helper.make_node("Split", ["x"], ["p", "q"], axis=1, num_outputs=2), _node("Sub", ("p", "q"))], opset=18),
+    "Split-18": _graph(
+        [
+            helper.make_node("Split", ["x"], ["p", "q"], axis=1, num_outputs=2),
+            _node("Sub", ("p", "q")),
+        ],
+        opset=18,
+    ),
     "Where": _graph([_node("Where", ("c", "x", "w"))], {"c": W6 > 0, "w": W6}),
     "Scaler": _graph([_node("Scaler", offset=W6.tolist(), scale=POSITIVE.tolist())], ml=True),
     "Imputer": _graph(
-        [_node("Imputer", imputed_value_floats=W6.tolist(), replaced_value_float=float("nan"))], ml=True
+        [_node("Imputer", imputed_value_floats=W6.tolist(), replaced_value_float=float("nan"))],
+        ml=True,
     ),
     "Normalizer-L1": _graph([_node("Normalizer", norm="L1")], ml=True),
     "Normalizer-L2": _graph([_node("Normalizer", norm="L2")], ml=True),

@@ -25,10 +25,16 @@ def _save(model, tmp_path, name="m.onnx"):
     return path
 
 
-def _model(nodes, initializers=(), inputs=None, opset=17, out="y", in_type=TensorProto.FLOAT, width=6):
+def _model(
+    nodes, initializers=(), inputs=None, opset=17, out="y", in_type=TensorProto.FLOAT, width=6
+):
     inputs = inputs or [helper.make_tensor_value_info("x", in_type, ["N", width])]
     graph = helper.make_graph(
-        nodes, "g", inputs, [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], list(initializers)
+        nodes,
+        "g",
+        inputs,
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        list(initializers),
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
@@ -46,7 +52,9 @@ def test_input_width_must_equal_feature_count(tmp_path):
 def test_unsupported_op_names_op_node_and_opset(tmp_path):
     node = helper.make_node("HardSigmoid", ["x"], ["y"], name="gate_3")
     path = _save(_model([node]), tmp_path)
-    with pytest.raises(NotSupportedYet, match=r"not supported yet: ONNX op HardSigmoid \(node 'gate_3', opset 17\)"):
+    with pytest.raises(
+        NotSupportedYet, match=r"not supported yet: ONNX op HardSigmoid \(node 'gate_3', opset 17\)"
+    ):
         compile_graph(onnx_reader.read(path))
 
 
@@ -110,7 +118,13 @@ def test_batch_symbol_reshape_with_minus_one_folds_to_a_constant_target(tmp_path
 
 
 def test_input_of_any_numeric_dtype_is_cast_to_the_graph_input_type(tmp_path):
-    path = _save(_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)], in_type=TensorProto.DOUBLE), tmp_path)
+    path = _save(
+        _model(
+            [helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT)],
+            in_type=TensorProto.DOUBLE,
+        ),
+        tmp_path,
+    )
     evaluator = compile_graph(onnx_reader.read(path))
     X = np.arange(12, dtype=np.int8).reshape(2, 6)
     y = evaluator.predict(X)

@@ -8,7 +8,7 @@ import pytest
 from builder.runner import ERROR, SUCCESS, Limits, run_pickle
 from tests.bad_pickles import support
 
-REPORTS_CPUS = '''
+REPORTS_CPUS = """
 import os
 import sys
 
@@ -19,7 +19,7 @@ def predict(live_features, live_benchmark_models):
 
 
 MODEL = predict
-'''
+"""
 
 USES_BENCHMARK = """
 def predict(live_features, live_benchmark_models):

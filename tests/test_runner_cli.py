@@ -81,7 +81,10 @@ def test_a_slot_that_was_not_built_is_an_error_naming_nmr_build(in_project):
         shutil.move(moved, slot_dir)
     assert done.exit_code == 1
     assert "example_ensemble: Pending -> Error" in done.output
-    assert "build/example_ensemble/model.pkl not found: run `nmr build example_ensemble` first" in done.output
+    assert (
+        "build/example_ensemble/model.pkl not found: run `nmr build example_ensemble` first"
+        in done.output
+    )
 
 
 def test_an_unknown_slot_is_one_error_line(in_project):
@@ -93,7 +96,9 @@ def test_an_unknown_slot_is_one_error_line(in_project):
 def test_a_hand_made_bad_pickle_fails_with_its_log(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     python = support.runtime_python()
-    pickles = support.make_pickles(python, {"none": support.corpus_source("returns_none")}, tmp_path)
+    pickles = support.make_pickles(
+        python, {"none": support.corpus_source("returns_none")}, tmp_path
+    )
     live = support.write_live(tmp_path / "live.parquet")
     done = invoke("test", "--pickle", str(pickles["none"]), "--live", str(live))
     assert done.exit_code == 1
@@ -125,7 +130,16 @@ def test_the_nmr_console_script_exits_1_when_a_pickle_times_out(tmp_path):
     live = support.write_live(tmp_path / "live.parquet")
     nmr = Path(sys.executable).with_name("nmr")
     done = subprocess.run(
-        [str(nmr), "test", "--pickle", str(pickles["sleeps"]), "--live", str(live), "--timeout", "1"],
+        [
+            str(nmr),
+            "test",
+            "--pickle",
+            str(pickles["sleeps"]),
+            "--live",
+            str(live),
+            "--timeout",
+            "1",
+        ],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -135,3 +149,45 @@ def test_the_nmr_console_script_exits_1_when_a_pickle_times_out(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "sleeps.pkl: Pending -> Running -> Failed" in done.stdout
     assert "reason: Timeout" in done.stdout
+
+
+def test_without_live_data_a_synthetic_live_era_with_the_slot_features_is_used(
+    project, tmp_path, monkeypatch
+):
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    (copy / "data" / "live.parquet").unlink()
+    (copy / "data" / "live_benchmark_models.parquet").unlink()
+    monkeypatch.chdir(copy)
+    done = invoke("test", "example_model", "--no-diagnostics")
+    assert done.exit_code == 0, done.output
+    assert "rows 6720" in done.output
+    assert "note: benchmark models synthesized for the live ids (none given)" in done.output
+    assert (copy / "build" / "example_model" / "test" / "live.synthetic.parquet").exists()
+
+
+def test_a_pickle_that_no_longer_matches_its_artifact_fails_fidelity(
+    project, tmp_path, monkeypatch
+):
+    """Retrain the artifact after building: the built pickle now disagrees with native LightGBM."""
+    import lightgbm
+    import pandas as pd
+
+    from builder.config import load
+
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    model = load(copy / "numerai.yaml").model("example_model")
+    features = list(model.features)
+    train = pd.read_parquet(copy / "data" / "train.parquet", columns=[*features, "target"])
+    booster = lightgbm.train(
+        {"objective": "regression", "num_leaves": 7, "verbose": -1, "seed": 1},
+        lightgbm.Dataset(train[features].to_numpy(float), train["target"], feature_name=features),
+        num_boost_round=5,
+    )
+    booster.save_model(str(copy / "artifacts" / "lgbm_medium.txt"))
+    monkeypatch.chdir(copy)
+    done = invoke("test", "example_model")
+    assert done.exit_code == 1
+    assert "example_model: Pending -> Running -> Validating -> Success" in done.output
+    assert "FAIL fidelity: lgbm_medium.txt differs from lightgbm by " in done.output

@@ -23,7 +23,8 @@ def _api(server, username="alice"):
     credentials = new_account(server, username)
     api = numerapi.NumerAPI(credentials.public_id, credentials.secret_key)
     api.raw_query(
-        'mutation { addModel(name: "%s_model", tournament: 8) { id } }' % username,
+        "mutation($name: String!) { addModel(name: $name, tournament: 8) { id } }",
+        {"name": f"{username}_model"},
         authorization=True,
     )
     return api

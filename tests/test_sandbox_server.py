@@ -81,7 +81,10 @@ def test_failed_validation_keeps_the_log_and_a_description(sandbox, tmp_path):
     last = pickle["triggers"][-1]["statuses"][-1]
     assert last["description"] == "ERROR:root:Pickle function returned 0 predictions"
     messages = [entry["message"] for entry in client.trigger_logs(pickle["triggers"][-1]["id"])]
-    assert messages == ["INFO:root:Loading model", "ERROR:root:Pickle function returned 0 predictions"]
+    assert messages == [
+        "INFO:root:Loading model",
+        "ERROR:root:Pickle function returned 0 predictions",
+    ]
 
 
 def test_assign_refuses_a_pickle_that_has_not_validated(sandbox, tmp_path):
@@ -115,7 +118,9 @@ def test_add_model_refuses_a_name_another_account_holds(sandbox):
     server, _ = sandbox
     client_for(server, new_account(server, "alice")).add_model("shared_name")
     bob = client_for(server, new_account(server, "bob"))
-    with pytest.raises(ApiError, match="addModel failed: model name 'shared_name' is already taken"):
+    with pytest.raises(
+        ApiError, match="addModel failed: model name 'shared_name' is already taken"
+    ):
         bob.add_model("shared_name")
 
 

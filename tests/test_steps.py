@@ -16,7 +16,9 @@ def _live(n_rows=300, n_features=5, eras=("0001", "0002", "0003"), seed=0, nan_f
     if nan_fraction:
         X[rng.random(X.shape) < nan_fraction] = np.nan
     names = [f"feature_{i}" for i in range(n_features)]
-    frame = pd.DataFrame(X, columns=names, index=pd.Index([f"id{i:05d}" for i in range(n_rows)], name="id"))
+    frame = pd.DataFrame(
+        X, columns=names, index=pd.Index([f"id{i:05d}" for i in range(n_rows)], name="id")
+    )
     if eras:
         frame.insert(0, "era", rng.choice(list(eras), size=n_rows))
     return frame, names
@@ -145,7 +147,9 @@ def test_blend_benchmark_missing_column_names_it():
     live, _ = _live()
     bench = pd.DataFrame({"v52_lgbm_cyrusd20": 0.5}, index=live.index)
     with pytest.raises(ValueError, match="no column 'v52_lgbm_ender20'.*v52_lgbm_cyrusd20"):
-        ks.BlendBenchmark("v52_lgbm_ender20", 0.5).apply(np.zeros(len(live)), ks.Context(live, bench))
+        ks.BlendBenchmark("v52_lgbm_ender20", 0.5).apply(
+            np.zeros(len(live)), ks.Context(live, bench)
+        )
 
 
 def test_blend_benchmark_missing_live_id_names_it():
@@ -167,4 +171,6 @@ def test_to_one_column_multiclass_is_expected_class_scaled_to_unit_interval():
 
 
 def test_to_one_column_regression_takes_first_output():
-    np.testing.assert_array_equal(ks.to_one_column(np.array([[1.5, 9], [2.5, 9]]), "regression"), [1.5, 2.5])
+    np.testing.assert_array_equal(
+        ks.to_one_column(np.array([[1.5, 9], [2.5, 9]]), "regression"), [1.5, 2.5]
+    )

@@ -73,7 +73,8 @@ def test_pairwise_summation_would_differ_from_native_order(tmp_path):
     Xi = data_variants(400, 10, 7)["int8"].astype(np.float64)
     chunk = evaluator.classes[0][0]
     leaves = evaluator._walk(Xi, chunk["trees"], chunk["depth"])
-    pairwise = evaluator.nodes["value"][leaves].T.sum(axis=1)  # contiguous axis: pairwise
+    per_row = np.ascontiguousarray(evaluator.nodes["value"][leaves].T)
+    pairwise = per_row.sum(axis=1)  # reduction along the contiguous axis: pairwise
     native = booster.predict(Xi, num_threads=1)
     assert np.abs(pairwise - native).max() > 0.0
     assert np.abs(evaluator.predict(Xi)[:, 0] - native).max() == 0.0

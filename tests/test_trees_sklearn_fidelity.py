@@ -26,6 +26,16 @@ NAMES = feature_names(N_FEATURES)
 DATA_KINDS = ("int8", "float", "nan")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # HistGradientBoosting trains and predicts with OpenMP; on the shared CI cores its
+    # spinning threads cost far more than they save on a few hundred rows.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def _data(kind: str, seed: int, n_rows: int = 300):
     if kind == "int8":
         return numerai_like(n_rows, N_FEATURES, seed=seed)
@@ -89,11 +99,15 @@ def _decision_tree_classifier(rng):
 
 
 def _random_forest_regressor(rng):
-    return ensemble.RandomForestRegressor(n_estimators=int(rng.integers(2, 15)), **_tree_params(rng))
+    return ensemble.RandomForestRegressor(
+        n_estimators=int(rng.integers(2, 15)), **_tree_params(rng)
+    )
 
 
 def _random_forest_classifier(rng):
-    return ensemble.RandomForestClassifier(n_estimators=int(rng.integers(2, 15)), **_tree_params(rng))
+    return ensemble.RandomForestClassifier(
+        n_estimators=int(rng.integers(2, 15)), **_tree_params(rng)
+    )
 
 
 def _extra_trees_regressor(rng):
@@ -203,6 +217,7 @@ def test_hist_gradient_boosting_categorical_bitsets_match_native_exactly(tmp_pat
     # Categorical columns (values 0..5 in training) go through scikit-learn's OrdinalEncoder;
     # values never seen in training (6, 7) and NaN take each node's missing direction.
     rng = np.random.default_rng(31)
+    missing_left_seen = set()
     for i in range(12):
         kind = DATA_KINDS[i % 3]
         X, y = _data(kind, seed=400 + i)
@@ -211,8 +226,16 @@ def test_hist_gradient_boosting_categorical_bitsets_match_native_exactly(tmp_pat
             X[rng.random(len(X)) < 0.1, 0] = np.nan
         y = y + 0.4 * np.isin(X[:, 0], [1, 4]) - 0.3 * np.isin(X[:, 1], [0, 5])
         task = ["regression", "binary", "multiclass"][i % 3]
-        make = ensemble.HistGradientBoostingRegressor if task == "regression" else ensemble.HistGradientBoostingClassifier
+        make = (
+            ensemble.HistGradientBoostingRegressor
+            if task == "regression"
+            else ensemble.HistGradientBoostingClassifier
+        )
         est = make(categorical_features=[0, 1], **_hgb_params(rng)).fit(X, _labels(y / 1.5, task))
+        for predictor in (p for it in est._predictors for p in it):
+            nodes = predictor.nodes
+            cat = nodes["is_categorical"].astype(bool) & ~nodes["is_leaf"].astype(bool)
+            missing_left_seen.update(nodes["missing_go_to_left"][cat].astype(bool).tolist())
         joblib.dump(est, tmp_path / "hgb.joblib")
         Xt = _test_rows("int8", 400 + i).astype(np.float64)
         Xt[:, :2] = rng.integers(0, 8, size=(len(Xt), 2))
@@ -220,6 +243,7 @@ def test_hist_gradient_boosting_categorical_bitsets_match_native_exactly(tmp_pat
         ours = compile_model(sk_reader.read(tmp_path / "hgb.joblib", NAMES)).predict(Xt)
         native = _native(est, Xt)
         assert np.max(np.abs(ours - native)) == 0.0, f"categorical HGB model {i} ({task})"
+    assert missing_left_seen == {True, False}  # both missing directions were exercised
 
 
 def test_hist_gradient_boosting_pandas_category_dtype_matches_native(tmp_path):
@@ -254,8 +278,47 @@ def test_plain_pickle_file_reads_like_joblib(tmp_path):
 
 def test_native_predict_helper_uses_predict_proba_for_classifiers(tmp_path):
     X, y = _data("int8", seed=700)
-    est = ensemble.RandomForestClassifier(n_estimators=3, random_state=0, n_jobs=2).fit(X, _labels(y, "multiclass"))
+    est = ensemble.RandomForestClassifier(n_estimators=3, random_state=0, n_jobs=2).fit(
+        X, _labels(y, "multiclass")
+    )
     joblib.dump(est, tmp_path / "m.joblib")
     Xt = _test_rows("int8", 700)
     got = sk_reader.native_predict(tmp_path / "m.joblib", Xt, NAMES)
     np.testing.assert_array_equal(got, est.predict_proba(Xt.astype(np.float64)))
+
+
+def test_pickled_xgboost_and_lightgbm_regressors_match_their_predict(tmp_path):
+    # XGBRegressor / XGBRFRegressor / LGBMRegressor pickles are read through their booster;
+    # early stopping cuts at best_iteration in both the wrapper's predict and the reader.
+    xgboost = pytest.importorskip("xgboost")
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(41)
+    for i in range(6):
+        kind = DATA_KINDS[i % 3]
+        X, y = _data(kind, seed=800 + i, n_rows=400)
+        frame = pd.DataFrame(X, columns=NAMES)
+        if i % 3 == 0:
+            est = xgboost.XGBRegressor(
+                n_estimators=40,
+                max_depth=int(rng.integers(2, 6)),
+                learning_rate=0.5,
+                early_stopping_rounds=2,
+                n_jobs=1,
+            )
+            est.fit(frame[:300], y[:300], eval_set=[(frame[300:], y[300:])], verbose=False)
+        elif i % 3 == 1:
+            est = xgboost.XGBRFRegressor(n_estimators=int(rng.integers(2, 8)), n_jobs=1).fit(
+                frame, y
+            )
+        else:
+            est = lightgbm.LGBMRegressor(
+                n_estimators=int(rng.integers(2, 30)), verbose=-1, n_jobs=1
+            )
+            est.fit(frame, y)
+        joblib.dump(est, tmp_path / "w.pkl")
+        Xt = _test_rows(kind, 800 + i)
+        ours = compile_model(sk_reader.read(tmp_path / "w.pkl", NAMES)).predict(Xt)
+        native = np.asarray(
+            est.predict(pd.DataFrame(Xt.astype(np.float64), columns=NAMES)), dtype=np.float64
+        )
+        assert np.max(np.abs(ours - native.reshape(-1, 1))) == 0.0, f"{type(est).__name__} {i}"

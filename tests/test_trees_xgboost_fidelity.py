@@ -117,7 +117,9 @@ def test_xgboost_count_poisson_matches_native_exactly(tmp_path):
     _check_objective(tmp_path, "count:poisson", lambda y: np.round(y * 6), n_models=12)
 
 
-@pytest.mark.parametrize("objective", ["reg:gamma", "reg:tweedie", "reg:logistic", "binary:logitraw"])
+@pytest.mark.parametrize(
+    "objective", ["reg:gamma", "reg:tweedie", "reg:logistic", "binary:logitraw"]
+)
 def test_xgboost_other_objectives_match_native_exactly(tmp_path, objective):
     labels = {
         "reg:gamma": lambda y: y + 0.1,
@@ -168,7 +170,12 @@ def test_xgboost_dart_regression_forest_normalization_matches_native(tmp_path):
         "reg:squarederror",
         lambda y: y,
         n_models=6,
-        extra={"booster": "dart", "rate_drop": 0.5, "normalize_type": "forest", "sample_type": "weighted"},
+        extra={
+            "booster": "dart",
+            "rate_drop": 0.5,
+            "normalize_type": "forest",
+            "sample_type": "weighted",
+        },
         rounds=(4, 10),
     )
 
@@ -181,13 +188,24 @@ def test_xgboost_json_and_ubj_files_compile_to_identical_predictions(tmp_path):
         params = {**_random_params(rng), "objective": objective}
         if objective == "multi:softprob":
             params["num_class"] = 3
-        label = {"reg:squarederror": y, "binary:logistic": (y > 0.5) * 1, "multi:softprob": np.round(y * 2)}
+        label = {
+            "reg:squarederror": y,
+            "binary:logistic": (y > 0.5) * 1,
+            "multi:softprob": np.round(y * 2),
+        }
         booster = _train(params, X, label[objective], 8)
         booster.save_model(tmp_path / "m.json")
         booster.save_model(tmp_path / "m.ubj")
         a = xgb_reader.read(tmp_path / "m.json")
         b = xgb_reader.read(tmp_path / "m.ubj")
-        for field in ("threshold", "leaf_value", "split_feature", "left_child", "right_child", "init"):
+        for field in (
+            "threshold",
+            "leaf_value",
+            "split_feature",
+            "left_child",
+            "right_child",
+            "init",
+        ):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
         Xt = _test_rows(DATA_KINDS[i % 3], 50 + i)
         np.testing.assert_array_equal(compile_model(a).predict(Xt), compile_model(b).predict(Xt))
@@ -210,7 +228,9 @@ def test_xgboost_user_base_score_becomes_the_exact_float32_margin(tmp_path):
         booster.save_model(tmp_path / "m.json")
         ours = compile_model(xgb_reader.read(tmp_path / "m.json"))
         Xt = _test_rows("int8", i)
-        margin = booster.predict(xgb.DMatrix(Xt.astype(np.float64), feature_names=NAMES), output_margin=True)
+        margin = booster.predict(
+            xgb.DMatrix(Xt.astype(np.float64), feature_names=NAMES), output_margin=True
+        )
         np.testing.assert_array_equal(ours.predict_raw(Xt)[:, 0], margin.astype(np.float64))
         _assert_exact(ours.predict(Xt), _native(booster, Xt), f"{objective} base_score={base}")
 
@@ -218,7 +238,9 @@ def test_xgboost_user_base_score_becomes_the_exact_float32_margin(tmp_path):
 def test_xgboost_vector_base_score_multiclass_intercepts_match_native(tmp_path):
     X, y = _data("nan", seed=8)
     label = np.round(y * 3).astype(int)
-    booster = _train({"objective": "multi:softprob", "num_class": 4, "max_depth": 3, "nthread": 1}, X, label, 3)
+    booster = _train(
+        {"objective": "multi:softprob", "num_class": 4, "max_depth": 3, "nthread": 1}, X, label, 3
+    )
     booster.save_model(tmp_path / "m.json")
     doc = json.loads((tmp_path / "m.json").read_text())
     assert doc["learner"]["learner_model_param"]["base_score"].count(",") == 3  # one per class
@@ -262,15 +284,19 @@ def _categorical_frame(X: np.ndarray, cat_cols, categories) -> pd.DataFrame:
 def test_xgboost_categorical_splits_from_pandas_categories_match_native(tmp_path):
     # In-set categories go RIGHT in XGBoost; the reader swaps children into the IR's
     # in-set-left rule. Category 4 never occurs in training: pandas turns it into NaN at
-    # predict time, so it must take the default (missing) side.
+    # predict time, so it must take the default (missing) side, whichever side that is.
     rng = np.random.default_rng(21)
+    defaults_seen = set()
     for i in range(10):
         kind = DATA_KINDS[i % 3]
         X, y = _data(kind, seed=200 + i)
         X[:, :2] = rng.integers(0, 4, size=(len(X), 2))  # categorical columns: values 0..3
+        missing = np.zeros(len(X), dtype=bool)
         if kind == "nan":
-            X[rng.random(len(X)) < 0.1, 0] = np.nan
-        y = y + 0.3 * np.isin(X[:, 0], [1, 3]) - 0.2 * (X[:, 1] == 2)
+            missing = rng.random(len(X)) < 0.3
+            X[missing, 0] = np.nan
+        # NaN rows get their own target level, so some splits learn "missing goes right"
+        y = y + 0.3 * np.isin(X[:, 0], [1, 3]) - 0.2 * (X[:, 1] == 2) - 0.8 * missing
         params = {
             **_random_params(rng),
             "objective": "reg:squarederror",
@@ -280,14 +306,20 @@ def test_xgboost_categorical_splits_from_pandas_categories_match_native(tmp_path
         booster = xgb.train(params, xgb.DMatrix(frame, y, enable_categorical=True), 8)
         path = tmp_path / f"c{i}.json"
         booster.save_model(path)
+        for tree in json.loads(path.read_text())["learner"]["gradient_booster"]["model"]["trees"]:
+            defaults_seen.update(bool(tree["default_left"][n]) for n in tree["categories_nodes"])
         ens = xgb_reader.read(path)
         assert ens.is_categorical is not None and ens.is_categorical.any()
         Xt = _test_rows("int8", 200 + i).astype(np.float64)
         Xt[:, :2] = rng.integers(0, 5, size=(len(Xt), 2))
+        Xt[rng.random(len(Xt)) < 0.1, 0] = np.nan
         native = booster.predict(
             xgb.DMatrix(_categorical_frame(Xt, [0, 1], [0, 1, 2, 3]), enable_categorical=True)
         )
-        _assert_exact(compile_model(ens).predict(Xt), native.reshape(-1, 1).astype(np.float64), f"cat {i}")
+        _assert_exact(
+            compile_model(ens).predict(Xt), native.reshape(-1, 1).astype(np.float64), f"cat {i}"
+        )
+    assert defaults_seen == {True, False}  # both default sides were exercised
 
 
 def test_xgboost_categorical_codes_with_feature_types_match_native(tmp_path):
@@ -300,7 +332,9 @@ def test_xgboost_categorical_codes_with_feature_types_match_native(tmp_path):
         y = y + 0.4 * np.isin(X[:, 0], [0, 2])
         types = ["c"] + ["q"] * (N_FEATURES - 1)
         params = {**_random_params(rng), "max_cat_to_onehot": 1}
-        dtrain = xgb.DMatrix(X, y, feature_types=types, feature_names=NAMES, enable_categorical=True)
+        dtrain = xgb.DMatrix(
+            X, y, feature_types=types, feature_names=NAMES, enable_categorical=True
+        )
         booster = xgb.train(params, dtrain, 6)
         path = tmp_path / f"codes{i}.ubj"
         booster.save_model(path)
@@ -313,7 +347,9 @@ def test_xgboost_categorical_codes_with_feature_types_match_native(tmp_path):
 
 def test_native_predict_helper_equals_booster_predict(tmp_path):
     X, y = _data("nan", seed=9)
-    booster = _train({"objective": "multi:softprob", "num_class": 3, "nthread": 1}, X, np.round(y * 2), 4)
+    booster = _train(
+        {"objective": "multi:softprob", "num_class": 3, "nthread": 1}, X, np.round(y * 2), 4
+    )
     booster.save_model(tmp_path / "m.json")
     Xt = _test_rows("nan", 9)
     np.testing.assert_array_equal(

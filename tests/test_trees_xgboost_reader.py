@@ -75,11 +75,22 @@ def test_ubjson_decoder_handles_unoptimized_containers_and_scalars():
     # '{' keys, '[' without count, strings, ints of each width, float64, true/false/null
     data = (
         b"{"
-        + b"i\x01a" + b"[" + b"i\xff" + b"U\xff" + b"I\x01\x00" + b"l\x00\x01\x00\x00" + b"]"
-        + b"i\x01b" + b"D" + np.float64(0.1).byteswap().tobytes()
-        + b"i\x01c" + b"SU\x03xyz"
-        + b"i\x01d" + b"[$i#U\x03\x01\x02\x03"
-        + b"i\x01e" + b"[TFZ]"
+        + b"i\x01a"
+        + b"["
+        + b"i\xff"
+        + b"U\xff"
+        + b"I\x01\x00"
+        + b"l\x00\x01\x00\x00"
+        + b"]"
+        + b"i\x01b"
+        + b"D"
+        + np.float64(0.1).byteswap().tobytes()
+        + b"i\x01c"
+        + b"SU\x03xyz"
+        + b"i\x01d"
+        + b"[$i#U\x03\x01\x02\x03"
+        + b"i\x01e"
+        + b"[TFZ]"
         + b"}"
     )
     assert _plain(ubjson.loads(data)) == {
@@ -96,7 +107,9 @@ def test_xgboost_splits_are_float32_strict_less_with_nan_default(small_model):
     assert (ens.compare, ens.input_dtype, ens.accumulate_dtype) == ("<", "float32", "float32")
     internal = ens.split_feature >= 0
     # thresholds are float32 values held in float64
-    np.testing.assert_array_equal(ens.threshold, ens.threshold.astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(
+        ens.threshold, ens.threshold.astype(np.float32).astype(np.float64)
+    )
     assert not ens.nan_as_zero.any() and not ens.zero_as_missing.any()
     assert ens.leaf_value[internal].tolist() == [0.0] * int(internal.sum())
     assert ens.transform == "xgboost_sigmoid" and ens.task == "binary"
@@ -166,7 +179,9 @@ def test_xgboost_dart_leaves_are_float32_products_with_weight_drop(small_model):
     tree = gbtree["model"]["trees"][0]
     leaves = np.asarray(tree["left_children"]) == -1
     expected = np.float32(tree["split_conditions"])[leaves] * np.float32(weights[0])
-    got = ens.leaf_value[ens.tree_offsets[0] : ens.tree_offsets[1]][ens.split_feature[: ens.tree_offsets[1]] < 0]
+    got = ens.leaf_value[ens.tree_offsets[0] : ens.tree_offsets[1]][
+        ens.split_feature[: ens.tree_offsets[1]] < 0
+    ]
     np.testing.assert_array_equal(np.sort(got), np.sort(expected.astype(np.float64)))
     assert ens.meta["booster"] == "dart"
 
@@ -179,7 +194,9 @@ def test_xgboost_dart_state_inside_gbtree_layout_is_accepted(small_model):
     ens = xgb_reader.ensemble_from_document(doc)
     assert ens.meta["booster"] == "dart"
     plain = xgb_reader.ensemble_from_document(_doc(small_model))
-    np.testing.assert_array_equal(ens.leaf_value, (plain.leaf_value.astype(np.float32) * np.float32(0.5)))
+    np.testing.assert_array_equal(
+        ens.leaf_value, (plain.leaf_value.astype(np.float32) * np.float32(0.5))
+    )
 
 
 def test_xgboost_unreachable_pruned_nodes_are_dropped(small_model):
@@ -187,9 +204,16 @@ def test_xgboost_unreachable_pruned_nodes_are_dropped(small_model):
     tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
     # append a deleted node (as pruning leaves them) that nothing points to
     for key, filler in [
-        ("left_children", -1), ("right_children", -1), ("split_conditions", 123.0),
-        ("split_indices", 0), ("default_left", 0), ("split_type", 0), ("parents", 0),
-        ("base_weights", 0.0), ("loss_changes", 0.0), ("sum_hessian", 0.0),
+        ("left_children", -1),
+        ("right_children", -1),
+        ("split_conditions", 123.0),
+        ("split_indices", 0),
+        ("default_left", 0),
+        ("split_type", 0),
+        ("parents", 0),
+        ("base_weights", 0.0),
+        ("loss_changes", 0.0),
+        ("sum_hessian", 0.0),
     ]:
         tree[key] = list(tree[key]) + [filler]
     n_before = len(tree["left_children"])
@@ -205,10 +229,15 @@ def test_xgboost_categorical_children_are_swapped_into_in_set_left(tmp_path):
     X = rng.integers(0, 4, size=(300, 2)).astype(np.float64)
     y = np.isin(X[:, 0], [1, 3]) * 1.0
     frame = pd.DataFrame({"a": pd.Categorical(X[:, 0].astype(int)), "b": X[:, 1]})
-    booster = xgb.train({"max_cat_to_onehot": 1, "max_depth": 1, "nthread": 1},
-                        xgb.DMatrix(frame, y, enable_categorical=True), 1)
+    booster = xgb.train(
+        {"max_cat_to_onehot": 1, "max_depth": 1, "nthread": 1},
+        xgb.DMatrix(frame, y, enable_categorical=True),
+        1,
+    )
     booster.save_model(tmp_path / "c.json")
-    tree = json.loads((tmp_path / "c.json").read_text())["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree = json.loads((tmp_path / "c.json").read_text())["learner"]["gradient_booster"]["model"][
+        "trees"
+    ][0]
     ens = xgb_reader.read(tmp_path / "c.json")
     assert ens.is_categorical[0]
     # library: categories in the split's set go to right_children[0]
@@ -225,7 +254,9 @@ def test_xgboost_feature_names_must_match_the_config(small_model):
     d = small_model[0]
     wrong = list(NAMES)
     wrong[2] = "feature_other"
-    with pytest.raises(NmrError, match="feature 2 is 'feature_0002' in the model but 'feature_other'"):
+    with pytest.raises(
+        NmrError, match="feature 2 is 'feature_0002' in the model but 'feature_other'"
+    ):
         xgb_reader.read(d / "m.json", wrong)
     assert xgb_reader.read(d / "m.json", NAMES).feature_names == tuple(NAMES)
 
@@ -258,7 +289,7 @@ def _fixture_cases():
 
 @pytest.mark.parametrize("model", list(_fixture_cases()))
 def test_xgboost_files_written_by_older_versions_predict_exactly(model):
-    # Files and predictions were made by xgboost 1.7.6 / 2.1.4 (tests/fixtures/xgboost/
+    # Files and predictions were made by xgboost 1.7.6 / 2.1.4 / 3.0.5 (tests/fixtures/xgboost/
     # make_fixtures.py): scalar "5E-1"-style base_score, pre-3.1 layouts, DART wrapper,
     # early-stopping attributes, random forests.
     X = np.load(model.parent / "X.npy")
@@ -269,8 +300,10 @@ def test_xgboost_files_written_by_older_versions_predict_exactly(model):
 
 
 def test_xgboost_fixture_versions_cover_pre_3_layouts():
-    versions = sorted(json.loads((d / "VERSION.json").read_text())["xgboost"] for d in FIXTURES.glob("*.*.*"))
-    assert versions == ["1.7.6", "2.1.4"]
+    versions = sorted(
+        json.loads((d / "VERSION.json").read_text())["xgboost"] for d in FIXTURES.glob("*.*.*")
+    )
+    assert versions == ["1.7.6", "2.1.4", "3.0.5"]
     doc = json.loads((FIXTURES / "1.7.6" / "reg.json").read_text())
     assert not doc["learner"]["learner_model_param"]["base_score"].startswith("[")  # scalar form
 

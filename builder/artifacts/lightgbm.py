@@ -64,8 +64,6 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
         else:
             model = _parse_text(data.decode("utf-8"), path)
     except (ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
-        if isinstance(exc, ArtifactError):
-            raise
         raise ArtifactError(f"{path}: not a readable LightGBM model ({exc})") from None
     return _to_ir(model, path, feature_names)
 
@@ -86,75 +84,82 @@ def native_predict(path: Path, X: np.ndarray, feature_names=None) -> np.ndarray:
 
 
 def _parse_text(text: str, path: Path) -> dict:
-    if "end of trees" not in text and "Tree=" not in text:
+    if "Tree=" not in text:
         raise ArtifactError(f"{path}: not a LightGBM model text (no 'Tree=' blocks)")
     body = text.split("end of trees", 1)
-    lines = body[0].splitlines()
     header: dict[str, str] = {}
     trees: list[dict] = []
     current = header
-    for line in lines:
-        line = line.strip()
-        if not line:
+    for line in body[0].splitlines():
+        if not line or line.isspace():
             continue
         if line.startswith("Tree="):
             current = {}
             trees.append(current)
             continue
         key, sep, value = line.partition("=")
-        current[key] = value if sep else "1"  # bare "average_output" means true
+        current[key.strip()] = value.strip() if sep else "1"  # bare "average_output"
     if len(body) > 1 and "pandas_categorical:" in body[1]:
         pc = body[1].split("pandas_categorical:", 1)[1].strip().splitlines()[0]
         if pc not in ("null", "[]", ""):
             raise NotSupportedYet(f"LightGBM pandas categorical columns ({path.name})")
-    model = {
+    return {
         "objective": header.get("objective", "custom"),
         "num_class": int(header.get("num_class", "1")),
         "num_tree_per_iteration": int(header.get("num_tree_per_iteration", "1")),
         "average_output": "average_output" in header,
         "feature_names": header.get("feature_names", "").split(),
         "max_feature_idx": int(header.get("max_feature_idx", "-1")),
-        "trees": [_text_tree(t, i, path) for i, t in enumerate(trees)],
+        "forest": _text_forest(trees, path),
     }
-    return model
 
 
-def _text_tree(t: dict, index: int, path: Path) -> dict:
-    def ints(key, dtype=np.int64):
-        return np.array(t.get(key, "").split(), dtype=dtype)
+def _text_forest(trees: list[dict], path: Path) -> dict:
+    """All trees' arrays concatenated (parsed in one pass per field: 90k trees stay fast).
 
-    def floats(key):
-        return np.array([float(v) for v in t.get(key, "").split()], dtype=np.float64)
+    Numbers go through Python's float() (correctly rounded), so the {:.17g} doubles of the
+    file come back bit for bit."""
+    num_leaves = np.array([int(t["num_leaves"]) for t in trees], dtype=np.int64)
+    n_internal = np.maximum(num_leaves - 1, 0)
 
-    num_leaves = int(t["num_leaves"])
-    tree = {
+    def field(key, conv, dtype, expected):
+        parts = " ".join(t.get(key, "") for t in trees).split()
+        values = np.fromiter(map(conv, parts), dtype=dtype, count=len(parts))
+        if len(values) != expected.sum():
+            counts = [len(t.get(key, "").split()) for t in trees]
+            bad = next(i for i, c in enumerate(counts) if c != expected[i])
+            raise ArtifactError(f"{path}: Tree={bad} has {counts[bad]} {key} values")
+        return values
+
+    forest = {
         "num_leaves": num_leaves,
-        "leaf_value": floats("leaf_value"),
-        "split_feature": ints("split_feature"),
-        "threshold": floats("threshold"),
-        "decision_type": ints("decision_type"),
-        "left_child": ints("left_child"),
-        "right_child": ints("right_child"),
-        "cat_sets": [],
-        "linear": None,
+        "leaf_value": field("leaf_value", float, np.float64, num_leaves),
+        "split_feature": field("split_feature", int, np.int64, n_internal),
+        "threshold": field("threshold", float, np.float64, n_internal),
+        "decision_type": field("decision_type", int, np.int64, n_internal),
+        "left_child": field("left_child", int, np.int64, n_internal),
+        "right_child": field("right_child", int, np.int64, n_internal),
+        "cat_sets": {},
+        "linear": {},
     }
-    if len(tree["leaf_value"]) != num_leaves:
-        raise ArtifactError(f"{path}: Tree={index} has {len(tree['leaf_value'])} leaf values")
-    if int(t.get("num_cat", "0")) > 0:
-        bounds = ints("cat_boundaries")
-        words = ints("cat_threshold", np.uint64).astype(np.uint32)
-        tree["cat_sets"] = [words[bounds[c] : bounds[c + 1]] for c in range(len(bounds) - 1)]
-    if t.get("is_linear", "0") == "1":
-        counts = ints("num_features")
-        feats = ints("leaf_features")
-        coeff = floats("leaf_coeff")
-        splits = np.cumsum(counts)[:-1]
-        tree["linear"] = {
-            "const": floats("leaf_const"),
-            "features": np.split(feats, splits),
-            "coeff": np.split(coeff, splits),
-        }
-    return tree
+    for i, t in enumerate(trees):
+        if int(t.get("num_cat", "0")) > 0:
+            bounds = [int(v) for v in t["cat_boundaries"].split()]
+            words = np.array([int(v) for v in t["cat_threshold"].split()], dtype=np.uint32)
+            forest["cat_sets"][i] = [
+                words[bounds[c] : bounds[c + 1]] for c in range(len(bounds) - 1)
+            ]
+        if t.get("is_linear", "0") == "1":
+            counts = [int(v) for v in t.get("num_features", "").split()]
+            feats = np.array([int(v) for v in t.get("leaf_features", "").split()], dtype=np.int64)
+            coeff = np.array([float(v) for v in t.get("leaf_coeff", "").split()])
+            splits = np.cumsum(counts)[:-1]
+            forest["linear"][i] = {
+                "const": np.array([float(v) for v in t["leaf_const"].split()]),
+                "features": np.split(feats, splits),
+                "coeff": np.split(coeff, splits),
+            }
+    return forest
 
 
 # ---------------------------------------------------------------------- dump_model JSON
@@ -165,9 +170,16 @@ def _parse_json(doc: dict, path: Path) -> dict:
         raise ArtifactError(f"{path}: JSON without 'tree_info' is not a LightGBM dump_model")
     if doc.get("pandas_categorical"):
         raise NotSupportedYet(f"LightGBM pandas categorical columns ({path.name})")
-    trees = []
-    for info in doc["tree_info"]:
-        trees.append(_json_tree(info, path))
+    trees = [_json_tree(info) for info in doc["tree_info"]]
+    forest = {
+        "num_leaves": np.array([t["num_leaves"] for t in trees], dtype=np.int64),
+        "cat_sets": {i: t["cat_sets"] for i, t in enumerate(trees) if t["cat_sets"]},
+        "linear": {i: t["linear"] for i, t in enumerate(trees) if t["linear"] is not None},
+    }
+    for key in ("leaf_value", "split_feature", "threshold", "decision_type"):
+        forest[key] = np.concatenate([t[key] for t in trees]) if trees else np.zeros(0)
+    for key in ("left_child", "right_child"):
+        forest[key] = np.concatenate([t[key] for t in trees]) if trees else np.zeros(0)
     return {
         "objective": doc.get("objective", "custom"),
         "num_class": int(doc.get("num_class", 1)),
@@ -175,11 +187,11 @@ def _parse_json(doc: dict, path: Path) -> dict:
         "average_output": bool(doc.get("average_output", False)),
         "feature_names": list(doc.get("feature_names", [])),
         "max_feature_idx": int(doc.get("max_feature_idx", -1)),
-        "trees": trees,
+        "forest": forest,
     }
 
 
-def _json_tree(info: dict, path: Path) -> dict:
+def _json_tree(info: dict) -> dict:
     num_leaves = int(info["num_leaves"])
     n_int = max(num_leaves - 1, 0)
     tree = {
@@ -214,9 +226,8 @@ def _json_tree(info: dict, path: Path) -> dict:
         i = int(node["split_index"])
         tree["split_feature"][i] = int(node["split_feature"])
         dt = _DEFAULT_LEFT if node.get("default_left") else 0
-        dt |= {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}[
-            node.get("missing_type", "None")
-        ] << 2
+        missing = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
+        dt |= missing[node.get("missing_type", "None")] << 2
         if node["decision_type"] == "==":
             dt |= _CATEGORICAL
             cats = [int(v) for v in str(node["threshold"]).split("||") if v != ""]
@@ -268,56 +279,87 @@ def _to_ir(model: dict, path: Path, feature_names) -> TreeEnsemble:
     if transform == "lightgbm_sigmoid":
         transform_params["sigmoid"] = float(params.get("sigmoid", "1"))
 
-    k = model["num_tree_per_iteration"]
-    n_outputs = max(k, 1)
-    trees = model["trees"]
-    if not trees:
+    forest = model["forest"]
+    n_leaves = forest["num_leaves"]
+    n_trees = len(n_leaves)
+    if n_trees == 0:
         raise ArtifactError(f"{path}: the model has no trees")
+    if (n_leaves < 1).any():
+        raise ArtifactError(f"{path}: Tree={int(np.argmax(n_leaves < 1))} has no leaves")
+    n_outputs = max(model["num_tree_per_iteration"], 1)
 
-    parts = {key: [] for key in ("feat", "thr", "left", "right", "dl", "naz", "zam", "val", "cat")}
-    cat_sets: list[np.ndarray] = []
-    lin = {"is_linear": [], "const": [], "counts": [], "features": [], "coeff": []}
-    any_linear = any(t["linear"] is not None for t in trees)
-    offsets = [0]
-    for t_index, t in enumerate(trees):
-        _append_tree(t, parts, cat_sets, lin if any_linear else None, path, t_index)
-        offsets.append(offsets[-1] + max(2 * t["num_leaves"] - 1, 1))
-    n_nodes = offsets[-1]
-    is_cat = np.concatenate(parts["cat"])
-    cat_node_sets = [s for s in cat_sets]
+    # tree t: internal nodes 0..I-1, then leaf i at node I+i (root = node 0)
+    n_int = np.maximum(n_leaves - 1, 0)
+    sizes = n_int + n_leaves
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    n_nodes = int(offsets[-1])
+    int_tree = np.repeat(np.arange(n_trees), n_int)
+    int_pos = (
+        offsets[int_tree]
+        + np.arange(len(int_tree))
+        - np.repeat(np.concatenate([[0], np.cumsum(n_int)[:-1]]), n_int)
+    )
+    leaf_tree = np.repeat(np.arange(n_trees), n_leaves)
+    leaf_local = np.arange(len(leaf_tree)) - np.repeat(
+        np.concatenate([[0], np.cumsum(n_leaves)[:-1]]), n_leaves
+    )
+    leaf_pos = offsets[leaf_tree] + n_int[leaf_tree] + leaf_local
+
+    dt = forest["decision_type"]
+    is_cat = (dt & _CATEGORICAL) != 0
+    missing = (dt >> 2) & 3
+    lc, rc = forest["left_child"], forest["right_child"]
+    base = n_int[int_tree]
+
+    feat = np.full(n_nodes, -1, dtype=np.int32)
+    thr = np.zeros(n_nodes)
+    left = np.full(n_nodes, -1, dtype=np.int32)
+    right = np.full(n_nodes, -1, dtype=np.int32)
+    dl = np.zeros(n_nodes, dtype=bool)
+    naz = np.zeros(n_nodes, dtype=bool)
+    zam = np.zeros(n_nodes, dtype=bool)
+    cat = np.zeros(n_nodes, dtype=bool)
+    val = np.zeros(n_nodes)
+    val[leaf_pos] = forest["leaf_value"]
+    feat[int_pos] = forest["split_feature"]
+    left[int_pos] = np.where(lc >= 0, lc, base + ~lc)
+    right[int_pos] = np.where(rc >= 0, rc, base + ~rc)
+    cat[int_pos] = is_cat
+    dl[int_pos] = ((dt & _DEFAULT_LEFT) != 0) & ~is_cat  # categorical NaN goes right
+    naz[int_pos] = (missing != _MISSING_NAN) & ~is_cat
+    zam[int_pos] = (missing == _MISSING_ZERO) & ~is_cat
+    thr[int_pos] = np.where(is_cat, 0.0, forest["threshold"])
+    if len(feat) and feat.max() >= len(names):
+        raise ArtifactError(f"{path}: a split uses feature {int(feat.max())} beyond the model's")
+
     cat_offsets = np.zeros(n_nodes + 1, dtype=np.int64)
+    cat_words = np.zeros(0, dtype=np.uint32)
     if is_cat.any():
+        sets = []
+        for k in np.nonzero(is_cat)[0]:
+            t, c = int(int_tree[k]), int(forest["threshold"][k])
+            tree_sets = forest["cat_sets"].get(t, [])
+            if not 0 <= c < len(tree_sets):
+                raise ArtifactError(f"{path}: Tree={t} names a missing category set {c}")
+            sets.append(np.asarray(tree_sets[c], dtype=np.uint32))
         lengths = np.zeros(n_nodes, dtype=np.int64)
-        lengths[np.nonzero(is_cat)[0]] = [len(s) for s in cat_node_sets]
+        lengths[int_pos[is_cat]] = [len(w) for w in sets]
         cat_offsets[1:] = np.cumsum(lengths)
-        cat_words = np.concatenate(cat_node_sets).astype(np.uint32)
-    else:
-        cat_words = np.zeros(0, dtype=np.uint32)
-    linear = None
-    if any_linear:
-        counts = np.concatenate(lin["counts"])
-        linear = {
-            "is_linear": np.concatenate(lin["is_linear"]),
-            "const": np.concatenate(lin["const"]),
-            "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            "features": np.concatenate(lin["features"]).astype(np.int32),
-            "coeff": np.concatenate(lin["coeff"]),
-        }
-        if len(linear["features"]) and linear["features"].max() >= len(names):
-            raise ArtifactError(f"{path}: a linear leaf uses a feature beyond the model's")
+        cat_words = np.concatenate(sets)
+
     return TreeEnsemble(
         library="lightgbm",
         feature_names=tuple(names),
-        tree_offsets=np.array(offsets, dtype=np.int64),
-        tree_class=(np.arange(len(trees)) % n_outputs).astype(np.int32),
-        split_feature=np.concatenate(parts["feat"]).astype(np.int32),
-        threshold=np.concatenate(parts["thr"]),
-        left_child=np.concatenate(parts["left"]).astype(np.int32),
-        right_child=np.concatenate(parts["right"]).astype(np.int32),
-        default_left=np.concatenate(parts["dl"]),
-        nan_as_zero=np.concatenate(parts["naz"]),
-        zero_as_missing=np.concatenate(parts["zam"]),
-        leaf_value=np.concatenate(parts["val"]),
+        tree_offsets=offsets.astype(np.int64),
+        tree_class=(np.arange(n_trees) % n_outputs).astype(np.int32),
+        split_feature=feat,
+        threshold=thr,
+        left_child=left,
+        right_child=right,
+        default_left=dl,
+        nan_as_zero=naz,
+        zero_as_missing=zam,
+        leaf_value=val,
         n_outputs=n_outputs,
         init=np.zeros(n_outputs),
         compare="<=",
@@ -326,76 +368,49 @@ def _to_ir(model: dict, path: Path, feature_names) -> TreeEnsemble:
         average=model["average_output"],
         transform=transform,
         transform_params=transform_params,
-        is_categorical=is_cat,
+        is_categorical=cat,
         cat_offsets=cat_offsets,
         cat_words=cat_words,
-        linear=linear,
+        linear=_linear(forest, offsets, n_int, n_nodes, len(names), path),
         task=task,
         meta={
             "objective": model["objective"],
             "num_class": model["num_class"],
-            "num_tree_per_iteration": k,
-            "n_trees": len(trees),
+            "num_tree_per_iteration": model["num_tree_per_iteration"],
+            "n_trees": n_trees,
         },
     )
 
 
-def _append_tree(t: dict, parts: dict, cat_sets: list, lin: dict | None, path: Path, index: int):
-    """Tree t in IR layout: internal nodes 0..L-2, leaf i at node L-1+i (root = node 0)."""
-    L = t["num_leaves"]
-    if L <= 1:
-        n_int, leaf_base = 0, 0
-    else:
-        n_int, leaf_base = L - 1, L - 1
-    n = n_int + L
-    feat = np.full(n, -1, dtype=np.int64)
-    thr = np.zeros(n)
-    left = np.full(n, -1, dtype=np.int64)
-    right = np.full(n, -1, dtype=np.int64)
-    dl = np.zeros(n, dtype=bool)
-    naz = np.zeros(n, dtype=bool)
-    zam = np.zeros(n, dtype=bool)
-    cat = np.zeros(n, dtype=bool)
-    val = np.zeros(n)
-    val[leaf_base:] = t["leaf_value"]
-    if n_int:
-        dt = t["decision_type"]
-        feat[:n_int] = t["split_feature"]
-        lc, rc = t["left_child"], t["right_child"]
-        left[:n_int] = np.where(lc >= 0, lc, leaf_base + ~lc)
-        right[:n_int] = np.where(rc >= 0, rc, leaf_base + ~rc)
-        is_cat = (dt & _CATEGORICAL) != 0
-        missing = (dt >> 2) & 3
-        cat[:n_int] = is_cat
-        dl[:n_int] = ((dt & _DEFAULT_LEFT) != 0) & ~is_cat  # categorical NaN goes right
-        naz[:n_int] = (missing != _MISSING_NAN) & ~is_cat
-        zam[:n_int] = (missing == _MISSING_ZERO) & ~is_cat
-        thr[:n_int] = np.where(is_cat, 0.0, t["threshold"])
-        for i in np.nonzero(is_cat)[0]:
-            c = int(t["threshold"][i])
-            if not 0 <= c < len(t["cat_sets"]):
-                raise ArtifactError(f"{path}: Tree={index} node {i} names a missing category set")
-            cat_sets.append(np.asarray(t["cat_sets"][c], dtype=np.uint32))
-    for key, arr in zip(parts, (feat, thr, left, right, dl, naz, zam, val, cat), strict=True):
-        parts[key].append(arr)
-    if lin is not None:
-        is_lin = np.zeros(n, dtype=bool)
-        const = np.zeros(n)
-        counts = np.zeros(n, dtype=np.int64)
-        feats, coeffs = [], []
-        if t["linear"] is not None:
-            is_lin[leaf_base:] = True
-            const[leaf_base:] = t["linear"]["const"]
-            for leaf in range(L):
-                f = np.asarray(t["linear"]["features"][leaf], dtype=np.int64)
-                counts[leaf_base + leaf] = len(f)
-                feats.append(f)
-                coeffs.append(np.asarray(t["linear"]["coeff"][leaf], dtype=np.float64))
-        lin["is_linear"].append(is_lin)
-        lin["const"].append(const)
-        lin["counts"].append(counts)
-        lin["features"].append(np.concatenate(feats) if feats else np.zeros(0, dtype=np.int64))
-        lin["coeff"].append(np.concatenate(coeffs) if coeffs else np.zeros(0))
+def _linear(forest: dict, offsets, n_int, n_nodes: int, n_features: int, path: Path):
+    """Linear-tree leaves in the kernel's node-indexed layout, or None."""
+    if not forest["linear"]:
+        return None
+    is_linear = np.zeros(n_nodes, dtype=bool)
+    const = np.zeros(n_nodes)
+    counts = np.zeros(n_nodes, dtype=np.int64)
+    feats, coeffs = [], []
+    for t in sorted(forest["linear"]):
+        lin = forest["linear"][t]
+        first_leaf = int(offsets[t] + n_int[t])
+        n_leaves = int(forest["num_leaves"][t])
+        nodes = np.arange(first_leaf, first_leaf + n_leaves)
+        is_linear[nodes] = True
+        const[nodes] = lin["const"]
+        for leaf in range(n_leaves):
+            counts[first_leaf + leaf] = len(lin["features"][leaf])
+            feats.append(np.asarray(lin["features"][leaf], dtype=np.int64))
+            coeffs.append(np.asarray(lin["coeff"][leaf], dtype=np.float64))
+    features = np.concatenate(feats).astype(np.int32)
+    if len(features) and features.max() >= n_features:
+        raise ArtifactError(f"{path}: a linear leaf uses a feature beyond the model's")
+    return {
+        "is_linear": is_linear,
+        "const": const,
+        "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        "features": features,
+        "coeff": np.concatenate(coeffs),
+    }
 
 
 def _feature_names(model: dict, path: Path, feature_names) -> list[str]:

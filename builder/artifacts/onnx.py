@@ -292,7 +292,7 @@ def _fold(graph, initializers: dict, input_name: str, shapes: dict, opsets: dict
             continue
         if node.op not in _NEVER_FOLD and all(name in constants for name in present):
             values = _evaluate(proto, constants, opsets)
-            constants.update((n, v) for n, v in zip(node.outputs, values) if n)
+            constants.update((n, v) for n, v in zip(node.outputs, values, strict=False) if n)
             continue
         if node.op == "Shape" and present[0] not in constants:
             vector = _symbolic_shape(node, shapes.get(present[0]))
@@ -454,7 +454,7 @@ def _evaluate(proto, constants: dict, opsets: dict) -> list:
         raise NmrError(
             f"cannot fold the constant ONNX node {proto.name!r} ({proto.op_type}): {error}"
         ) from None
-    values = dict(zip(output_names, results))
+    values = dict(zip(output_names, results, strict=False))
     return [np.asarray(values[name]) if name else None for name in proto.output]
 
 

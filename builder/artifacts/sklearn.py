@@ -87,7 +87,9 @@ def load_estimator(path: Path):
     try:
         import joblib
     except ImportError as exc:  # pragma: no cover - joblib ships with scikit-learn
-        raise NmrError("reading scikit-learn models needs joblib: pip install 'nmr[sklearn]'") from exc
+        raise NmrError(
+            "reading scikit-learn models needs joblib: pip install 'nmr[sklearn]'"
+        ) from exc
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # InconsistentVersionWarning is reported via meta
@@ -105,13 +107,18 @@ def load_estimator(path: Path):
 def ensemble_from_estimator(est, feature_names=None, source: str = "model") -> TreeEnsemble:
     """Translate a fitted estimator (see the module docstring) into the IR."""
     kind = type(est).__name__
+    module = type(est).__module__
+    if module.split(".")[0] in ("xgboost", "lightgbm"):
+        return _booster_wrapper(est, feature_names, source)
     if kind not in SUPPORTED:
         raise NotSupportedYet(f"scikit-learn estimator {type(est).__module__}.{kind} ({source})")
     if not hasattr(est, "n_features_in_"):
         raise ArtifactError(f"{source}: the {kind} is not fitted")
     n_outputs = int(getattr(est, "n_outputs_", 1) or 1)
     if n_outputs != 1:
-        raise NotSupportedYet(f"multi-output scikit-learn {kind} (n_outputs_={n_outputs}) ({source})")
+        raise NotSupportedYet(
+            f"multi-output scikit-learn {kind} (n_outputs_={n_outputs}) ({source})"
+        )
     names = _feature_names(est, feature_names, source)
     if kind.startswith("HistGradientBoosting"):
         parts = _hist_gradient_boosting(est, source)
@@ -300,6 +307,37 @@ def _hist_gradient_boosting(est, source: str) -> dict:
     }
 
 
+def _booster_wrapper(est, feature_names, source: str) -> TreeEnsemble:
+    """A pickled XGBRegressor / LGBMRegressor: read its booster with that library's reader.
+
+    Regressors only: their ``predict`` is the booster's prediction (both cut at the early-
+    stopping best iteration, as the readers do). The classifiers' ``predict_proba`` adds a
+    ``1 - p`` column and label encoding that the readers do not model.
+    """
+    kind = type(est).__name__
+    if _is_classifier(est) or "Classifier" in kind or "Ranker" in kind:
+        raise NotSupportedYet(
+            f"pickled {type(est).__module__}.{kind} (save its booster with save_model and point "
+            f"the artifact at that file) ({source})"
+        )
+    if type(est).__module__.startswith("xgboost"):
+        import json
+
+        from builder.artifacts import xgboost as xgb_reader
+
+        doc = json.loads(bytes(est.get_booster().save_raw("json")))
+        return xgb_reader.ensemble_from_document(doc, feature_names, source=source)
+    import tempfile
+
+    from builder.artifacts import lightgbm as lgb_reader
+
+    text = est.booster_.model_to_string()
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = Path(tmp) / Path(source).with_suffix(".txt").name
+        model_file.write_text(text)
+        return lgb_reader.read(model_file, feature_names)
+
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -330,16 +368,20 @@ def _feature_names(est, given, source: str) -> list[str]:
     if recorded is not None:
         recorded = [str(v) for v in recorded]
         if given is not None and given != recorded:
-            if len(given) != len(recorded):
+            # The evaluator selects columns by name in the model's order, so the config may
+            # list them in any order, but it must name the same columns.
+            missing = [n for n in recorded if n not in set(given)]
+            extra = [n for n in given if n not in set(recorded)]
+            if missing or extra:
                 raise NmrError(
-                    f"{source}: the model was trained on {len(recorded)} features but the config "
-                    f"lists {len(given)}"
+                    f"{source}: the model was trained on {len(recorded)} features "
+                    + (
+                        f"including {missing[0]!r}, which the config does not list"
+                        if missing
+                        else f"but the config lists {extra[0]!r}, which the model does not use"
+                    )
+                    + f" ({len(missing)} missing, {len(extra)} extra)"
                 )
-            i = next(i for i, (a, b) in enumerate(zip(given, recorded, strict=True)) if a != b)
-            raise NmrError(
-                f"{source}: feature {i} is {recorded[i]!r} in the model but {given[i]!r} in the "
-                "config (list the features in the model's training order)"
-            )
         return recorded
     if given is None:
         raise NmrError(
@@ -439,7 +481,9 @@ def _hgb_tree_arrays(predictor, column_of, categories, source: str) -> dict:
             f = int(feat_idx[i])
             info = categories.get(f)
             if info is None:
-                raise ArtifactError(f"{source}: categorical split on feature {f} without categories")
+                raise ArtifactError(
+                    f"{source}: categorical split on feature {f} without categories"
+                )
             words = np.asarray(bitsets[int(nodes["bitset_idx"][i])], dtype=np.uint32)
             left_codes = _bits_to_values(words)
             known = info["known_codes"]

@@ -26,67 +26,78 @@ def loads(data: bytes, source: str = "<ubjson>"):
     return value
 
 
-# marker -> (struct format, byte size, numpy big-endian dtype)
+# marker byte -> (struct format, byte size, numpy big-endian dtype)
 _NUMBERS = {
-    b"i": (">b", 1, ">i1"),
-    b"U": (">B", 1, ">u1"),
-    b"I": (">h", 2, ">i2"),
-    b"l": (">i", 4, ">i4"),
-    b"L": (">q", 8, ">i8"),
-    b"d": (">f", 4, ">f4"),
-    b"D": (">d", 8, ">f8"),
+    ord("i"): (">b", 1, ">i1"),
+    ord("U"): (">B", 1, ">u1"),
+    ord("I"): (">h", 2, ">i2"),
+    ord("l"): (">i", 4, ">i4"),
+    ord("L"): (">q", 8, ">i8"),
+    ord("d"): (">f", 4, ">f4"),
+    ord("D"): (">d", 8, ">f8"),
 }
+_UNPACK = {m: struct.Struct(fmt).unpack_from for m, (fmt, _, _) in _NUMBERS.items()}
+_INTS = {ord(c) for c in "iUIlL"}
+_NOOP, _DOLLAR, _HASH = ord("N"), ord("$"), ord("#")
+_OBJ, _OBJ_END, _ARR, _ARR_END = ord("{"), ord("}"), ord("["), ord("]")
 
 
 class _Decoder:
+    """Recursive descent over ``bytes``; markers are compared as ints (``data[pos]``)."""
+
     def __init__(self, data: bytes, source: str):
-        self.data = memoryview(data)
+        self.data = bytes(data)
         self.pos = 0
         self.source = source
 
     def fail(self, what: str):
         raise ArtifactError(f"{self.source}: invalid UBJSON at byte {self.pos}: {what}")
 
-    def take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.data):
+    def need(self, n: int) -> int:
+        """Advance past n bytes; return where they start."""
+        start = self.pos
+        if start + n > len(self.data):
             self.fail("unexpected end of file")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
+        self.pos = start + n
+        return start
 
-    def marker(self) -> bytes:
-        m = bytes(self.take(1))
-        while m == b"N":  # no-op markers may appear anywhere a value may
-            m = bytes(self.take(1))
+    def marker(self) -> int:
+        m = self.data[self.need(1)]
+        while m == _NOOP:  # no-op markers may appear anywhere a value may
+            m = self.data[self.need(1)]
         return m
 
-    def value(self, m: bytes | None = None):
+    def peek(self) -> int | None:
+        return self.data[self.pos] if self.pos < len(self.data) else None
+
+    def value(self, m: int | None = None):
         m = self.marker() if m is None else m
-        if m in _NUMBERS:
-            fmt, size, _ = _NUMBERS[m]
-            return struct.unpack(fmt, self.take(size))[0]
-        if m == b"S":
-            return self.string()
-        if m == b"{":
+        unpack = _UNPACK.get(m)
+        if unpack is not None:
+            return unpack(self.data, self.need(_NUMBERS[m][1]))[0]
+        if m == _OBJ:
             return self.object()
-        if m == b"[":
+        if m == _ARR:
             return self.array()
-        if m == b"T":
+        c = chr(m)
+        if c == "S":
+            return self.string()
+        if c == "T":
             return True
-        if m == b"F":
+        if c == "F":
             return False
-        if m == b"Z":
+        if c == "Z":
             return None
-        if m == b"C":
-            return bytes(self.take(1)).decode("ascii")
-        if m == b"H":  # high-precision number, written as a string
+        if c == "C":
+            return chr(self.data[self.need(1)])
+        if c == "H":  # high-precision number, written as a string
             return float(self.string())
-        self.fail(f"unknown marker {m!r}")
+        self.fail(f"unknown marker {c!r}")
 
     def length(self) -> int:
         m = self.marker()
-        if m not in (b"i", b"U", b"I", b"l", b"L"):
-            self.fail(f"expected an integer length, got marker {m!r}")
+        if m not in _INTS:
+            self.fail(f"expected an integer length, got marker {chr(m)!r}")
         n = self.value(m)
         if n < 0:
             self.fail("negative length")
@@ -94,19 +105,20 @@ class _Decoder:
 
     def string(self) -> str:
         n = self.length()
-        return bytes(self.take(n)).decode("utf-8")
+        start = self.need(n)
+        return self.data[start : start + n].decode("utf-8")
 
-    def container_header(self) -> tuple[bytes | None, int | None]:
+    def container_header(self) -> tuple[int | None, int | None]:
+        # optimized containers: "$<type>#<count>" or "#<count>" right after the opening marker
         typ = None
         count = None
-        # optimized containers: "$<type>#<count>" or "#<count>" right after the opening marker
-        if bytes(self.data[self.pos : self.pos + 1]) == b"$":
+        if self.peek() == _DOLLAR:
             self.pos += 1
-            typ = bytes(self.take(1))
-            if bytes(self.take(1)) != b"#":
+            typ = self.data[self.need(1)]
+            if self.data[self.need(1)] != _HASH:
                 self.fail("a typed container must give its count")
             count = self.length()
-        elif bytes(self.data[self.pos : self.pos + 1]) == b"#":
+        elif self.peek() == _HASH:
             self.pos += 1
             count = self.length()
         return typ, count
@@ -115,14 +127,15 @@ class _Decoder:
         typ, count = self.container_header()
         if typ is not None and typ in _NUMBERS:
             _, size, dtype = _NUMBERS[typ]
-            raw = self.take(size * count)
-            return np.frombuffer(raw, dtype=dtype).astype(dtype[1:])
+            start = self.need(size * count)
+            raw = np.frombuffer(self.data, dtype=dtype, count=count, offset=start)
+            return raw.astype(dtype[1:])
         if count is not None:
             return [self.value(typ) for _ in range(count)]
         out = []
         while True:
             m = self.marker()
-            if m == b"]":
+            if m == _ARR_END:
                 return out
             out.append(self.value(m))
 
@@ -135,7 +148,7 @@ class _Decoder:
                 out[key] = self.value(typ)
             return out
         while True:
-            if bytes(self.data[self.pos : self.pos + 1]) == b"}":
+            if self.peek() == _OBJ_END:
                 self.pos += 1
                 return out
             key = self.string()

@@ -262,16 +262,20 @@ def _feature_names(learner: dict, given, num_feature: int, source: str) -> list[
         given = [str(n) for n in given]
     if recorded:
         if given is not None and given != recorded:
-            if len(given) != len(recorded):
+            # The evaluator selects columns by name in the model's order, so the config may
+            # list them in any order, but it must name the same columns.
+            missing = [n for n in recorded if n not in set(given)]
+            extra = [n for n in given if n not in set(recorded)]
+            if missing or extra:
                 raise NmrError(
-                    f"{source}: the model was trained on {len(recorded)} features but the config "
-                    f"lists {len(given)}"
+                    f"{source}: the model was trained on {len(recorded)} features "
+                    + (
+                        f"including {missing[0]!r}, which the config does not list"
+                        if missing
+                        else f"but the config lists {extra[0]!r}, which the model does not use"
+                    )
+                    + f" ({len(missing)} missing, {len(extra)} extra)"
                 )
-            i = next(i for i, (a, b) in enumerate(zip(given, recorded, strict=True)) if a != b)
-            raise NmrError(
-                f"{source}: feature {i} is {recorded[i]!r} in the model but {given[i]!r} in the "
-                "config (list the features in the model's training order)"
-            )
         return recorded
     if given is None:
         raise NmrError(
@@ -381,7 +385,12 @@ def _tree_arrays(tree: dict, weight: float | None, encoders, source: str) -> dic
 
     # Keep only nodes reachable from the root: pruned nodes can stay in the arrays
     # (RegTree counts them in num_deleted) and must not reach the kernel.
-    order = _reachable(left, right)
+    internal = left != -1
+    children = np.sort(np.concatenate([left[internal], right[internal]]))
+    if len(children) == n - 1 and np.array_equal(children, np.arange(1, n)):
+        order = np.arange(n, dtype=np.int64)  # every node is some node's child: all reachable
+    else:
+        order = _reachable(left, right)
     remap = np.full(n, -1, dtype=np.int64)
     remap[order] = np.arange(len(order))
     left, right = left[order], right[order]
@@ -460,25 +469,19 @@ def _bitset(values: np.ndarray) -> np.ndarray:
 
 
 def _reachable(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Node ids reachable from root 0, in breadth-first order (root first)."""
+    """Node ids reachable from root 0, ascending (so the root stays first)."""
     n = len(left)
     if n == 0:
         return np.zeros(1, dtype=np.int64)
     seen = np.zeros(n, dtype=bool)
-    order = []
-    stack = [0]
-    while stack:
-        i = stack.pop()
-        if seen[i]:
-            continue
-        seen[i] = True
-        order.append(i)
-        if left[i] != -1:
-            stack.append(int(right[i]))
-            stack.append(int(left[i]))
-    if len(order) == n:
-        return np.arange(n, dtype=np.int64)
-    return np.asarray(sorted(order), dtype=np.int64)
+    frontier = np.zeros(1, dtype=np.int64)
+    while len(frontier):
+        seen[frontier] = True
+        internal = frontier[left[frontier] != -1]
+        frontier = np.concatenate([left[internal], right[internal]])
+        frontier = frontier[(frontier >= 0) & (frontier < n)]
+        frontier = frontier[~seen[frontier]]
+    return np.flatnonzero(seen).astype(np.int64)
 
 
 def _concat(parts: list[dict]) -> dict:

@@ -94,7 +94,9 @@ def inspect(
         typer.echo(f"features:   {summary.get('features')}")
         for member in summary.get("members", []):
             size = (
-                f"{member['trees']} trees" if "trees" in member else f"{member.get('onnx_nodes')} ops"
+                f"{member['trees']} trees"
+                if "trees" in member
+                else f"{member.get('onnx_nodes')} ops"
             )
             typer.echo(
                 f"model:      {member['kind']} {member['artifact']} ({member['task']}, {size}, "

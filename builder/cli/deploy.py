@@ -187,7 +187,8 @@ def logs(
         pickles = client.pickles(model_id=model["id"])
         if not pickles:
             raise NmrError(f"model slot {slot!r} has no uploaded pickle")
-        pickle = max(pickles, key=lambda p: p.get("insertedAt") or "")
+        # computePickles lists oldest first; a stable sort keeps that order among equal times
+        pickle = sorted(pickles, key=lambda p: p.get("insertedAt") or "")[-1]
         triggers = pickle.get("triggers") or []
         if not triggers:
             raise NmrError(f"pickle {pickle['filename']} of {slot!r} has not run yet")

@@ -55,6 +55,10 @@ def test_command(
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     timeout: float = typer.Option(600.0, "--timeout", help="Wall-time limit in seconds."),
     memory_mb: int = typer.Option(4096, "--memory-mb", help="Memory limit in MB."),
+    cpus: int = typer.Option(1, "--cpus", help="CPU cores the run may use (0: no pinning)."),
+    network: bool = typer.Option(
+        False, "--allow-network/--no-network", help="Production gives models no network."
+    ),
     python: Path = typer.Option(None, "--python", help="Base interpreter for the runtime env."),
     config: Path = typer.Option(None, "-f", "--file", help="numerai.yaml to use."),
     diagnostics: bool = typer.Option(
@@ -62,7 +66,7 @@ def test_command(
     ),
 ) -> None:
     """Run pickles exactly as Numerai's numerai-predict container does, under its limits."""
-    limits = Limits(timeout_s=timeout, memory_mb=memory_mb)
+    limits = Limits(cpus=cpus or None, memory_mb=memory_mb, timeout_s=timeout, network=network)
     if pickle is not None:
         outcomes = [
             _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, as_json)
@@ -138,12 +142,17 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
         return SlotOutcome(model.slot, run)
     test_dir = slot_dir / "test"
     test_dir.mkdir(parents=True, exist_ok=True)
-    live = live or project.data.live
-    if live is None or not Path(live).exists():
-        live = _synthesized_live(model, test_dir)
-        benchmarks = benchmarks  # synthesized by the runner for these ids when None
-    elif (
+    for stale in test_dir.glob("live_predictions-*.csv"):
+        stale.unlink()
+    if live is None:
+        live = project.data.live
+        if live is None or not Path(live).exists():
+            # no live file: one synthetic era; the runner synthesizes benchmarks for its ids
+            live = _synthesized_live(model, test_dir)
+            benchmarks = None
+    if (
         benchmarks is None
+        and live == project.data.live
         and project.data.live_benchmarks
         and project.data.live_benchmarks.exists()
     ):
@@ -154,7 +163,13 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
     )
     outcome = SlotOutcome(model.slot, run)
     if run.ok and diagnostics:
-        _diagnose(outcome, project, model, pickle, env_python, live, quiet)
+        try:
+            _diagnose(outcome, project, model, pickle, env_python, live, quiet)
+        except NmrError as error:
+            outcome.problems.append(str(error))
+    for problem in outcome.problems:
+        if not quiet:
+            typer.echo(f"  FAIL {problem}")
     from builder.diagnostics import write_report
 
     outcome.report = write_report(

@@ -216,36 +216,43 @@ def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
         if nodes["is_categorical"] is not None
         else np.zeros(len(internal), dtype=bool)
     )
-    keys = np.stack(
-        [
-            nodes["threshold"][internal],
-            nodes["default_left"][internal],
-            nodes["nan_as_zero"][internal],
-            nodes["zero_as_missing"][internal],
-            np.where(cat, internal, -1).astype(np.float64),
-        ],
-        axis=1,
+    # On the codes, a numeric node's routing depends on its threshold only through how many
+    # of the values 0..MAX_CODE-1 pass the compare (searchsorted runs the same compare), so
+    # nodes sharing that count and the three flags route identically.
+    thr = nodes["threshold"][internal]
+    side = "left" if ens.compare == "<" else "right"
+    passing = np.searchsorted(probe[:NAN_CODE], thr, side=side)
+    passing = np.where(np.isnan(thr), 0, passing).astype(np.int64)
+    flags = (
+        nodes["default_left"][internal].astype(np.int64)
+        + 2 * nodes["nan_as_zero"][internal]
+        + 4 * nodes["zero_as_missing"][internal]
     )
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    keys = passing + (MAX_CODE + 1) * flags
+    keys = np.where(cat, 8 * (MAX_CODE + 1) + np.arange(len(internal)), keys)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     reps = internal[first]
     masks = np.zeros(len(reps), dtype=np.uint64)
+    weights = np.uint64(1) << np.arange(MAX_CODE + 1, dtype=np.uint64)
     for a in range(0, len(reps), 4096):
         rep = reps[a : a + 4096]
         node = np.repeat(rep[:, None], len(probe), axis=1)
         x = np.broadcast_to(probe, node.shape).copy()
         go_right = ~probe_eval._decide(node, x)
-        weights = np.uint64(1) << np.arange(MAX_CODE + 1, dtype=np.uint64)
         masks[a : a + len(rep)] = np.bitwise_or.reduce(
             np.where(go_right, weights, np.uint64(0)), axis=1
         )
     node_mask = masks[inverse.ravel()]
     node_feat = nodes["feature"][internal].astype(np.int64)
     # predicate 0 is "always left" (mask 0), also used by padding slots
-    pairs = np.stack([node_feat, node_mask.astype(np.int64)], axis=1)
-    upairs, pinv = np.unique(pairs, axis=0, return_inverse=True)
+    unique_masks, mask_id = np.unique(node_mask, return_inverse=True)
+    pair_key = node_feat * len(unique_masks) + mask_id.ravel()
+    upairs, pinv = np.unique(pair_key, return_inverse=True)
     pinv = pinv.ravel()
-    used_features, slot = np.unique(upairs[:, 0], return_inverse=True)
-    pred_masks = np.concatenate([[np.uint64(0)], upairs[:, 1].astype(np.uint64)])
+    pair_feat = upairs // len(unique_masks)
+    pair_mask = unique_masks[upairs % len(unique_masks)]
+    used_features, slot = np.unique(pair_feat, return_inverse=True)
+    pred_masks = np.concatenate([[np.uint64(0)], pair_mask.astype(np.uint64)])
     pred_slot = np.concatenate([[0], slot.ravel()]).astype(np.intp)
     node_pred = np.zeros(len(nodes["feature"]), dtype=np.int32)
     node_pred[internal] = np.where(node_mask == 0, 0, pinv + 1)

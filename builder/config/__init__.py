@@ -7,6 +7,7 @@ Public API:
   ConfigError (an NmrError): .problems, a list of Problem(file, line, col, path, message)
   schema_path() -> Path, load_schema() -> dict   the JSON Schema (single source of truth)
   PREPROCESSING_STEPS, POSTPROCESSING_STEPS      step names the schema allows
+  normalized(model, root) -> dict                stable JSON form of a ModelConfig (for the lock)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from builder.config.model import (
     Project,
     Step,
 )
+from builder.config.normalize import normalized
 from builder.config.problems import ConfigError, Problem
 from builder.config.schema import load_schema, schema_path
 
@@ -60,5 +62,6 @@ __all__ = [
     "load",
     "load_schema",
     "load_text",
+    "normalized",
     "schema_path",
 ]

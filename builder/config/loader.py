@@ -114,7 +114,9 @@ def load_text(text: str, config_path: Path) -> Project:
                 )
             ]
         )
-    problems = list(parsed.problems) + schema_problems(parsed)
+    problems = list(parsed.problems) + [
+        p for p in schema_problems(parsed) if (p.path, p.line, p.col) not in parsed.broken
+    ]
     project = _Resolver(parsed, config_path, problems).project()
     if problems:
         raise ConfigError(problems)
@@ -178,7 +180,7 @@ class _Resolver:
 
     def data_config(self) -> DataConfig:
         raw = _typed(self.doc, "data", dict, {})
-        directory = self.root / _typed(raw, "dir", str, DEFAULT_DATA_DIR)
+        directory = (self.root / _typed(raw, "dir", str, DEFAULT_DATA_DIR)).resolve()
         files: dict[str, Path | None] = {}
         for key, default_name in DATA_FILES.items():
             name = _typed(raw, key, str)

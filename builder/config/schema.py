@@ -41,10 +41,10 @@ def load_schema() -> dict:
 def schema_problems(parsed: Parsed) -> list[Problem]:
     """Every schema violation in ``parsed.data``, each at its line and column."""
     validator = _validator()
-    problems = []
+    problems: dict[Problem, None] = {}  # jsonschema yields one `required` error per missing key
     for error in validator.iter_errors(parsed.data):
-        problems.extend(_to_problems(error, parsed))
-    return problems
+        problems.update(dict.fromkeys(_to_problems(error, parsed)))
+    return list(problems)
 
 
 def suggest(word: str, choices, *, listing: bool = True) -> str:
@@ -139,6 +139,8 @@ def _to_problems(error, parsed: Parsed) -> list[Problem]:
         ]
         return [at(path, f"missing required key {k!r}", key=True) for k in missing]
     if keyword == "oneOf" and _is_exclusive_choice(error.validator_value):
+        if not isinstance(instance, dict):
+            return []  # the type error on the same value says it all
         keys = [branch["required"][0] for branch in error.validator_value]
         present = [k for k in keys if k in instance]
         found = f"found both {' and '.join(present)}" if present else "found neither"
@@ -147,7 +149,10 @@ def _to_problems(error, parsed: Parsed) -> list[Problem]:
         expected = error.validator_value
         expected = [expected] if isinstance(expected, str) else expected
         wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
-        return [at(path, f"expected {wanted}, got {_type_of(instance)} {_show(instance)}")]
+        found = _type_of(instance)
+        if instance is not None and not isinstance(instance, dict | list):
+            found += f" {_show(instance)}"
+        return [at(path, f"expected {wanted}, got {found}")]
     if keyword == "const":
         return [at(path, f"must be {_show(error.validator_value)}, got {_show(instance)}")]
     if keyword == "enum":

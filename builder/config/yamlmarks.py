@@ -26,6 +26,8 @@ class Parsed:
     key_marks: dict[tuple, Mark] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     empty: bool = False
+    # places (path, line, col) of values that could not be read; their schema errors are noise
+    broken: set[tuple[str, int, int]] = field(default_factory=set)
 
     def mark(self, path: tuple, *, key: bool = False) -> Mark:
         """The best known place for ``path``: its key (when asked and known), else its value,
@@ -65,16 +67,40 @@ def parse_yaml(text: str, file: str) -> Parsed:
     if node is None:
         parsed.empty = True
         return parsed
-    parsed.data = _walk(node, (), parsed, loader, file)
+    parsed.data = _walk(node, (), parsed, loader, file, frozenset())
     return parsed
+
+
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 def _mark(node: yaml.Node, file: str) -> Mark:
     return Mark(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _walk(node: yaml.Node, path: tuple, parsed: Parsed, loader, file: str):
-    parsed.value_marks[path] = _mark(node, file)
+def _walk(node: yaml.Node, path: tuple, parsed: Parsed, loader, file: str, above: frozenset):
+    mark = _mark(node, file)
+    parsed.value_marks[path] = mark
+    if id(node) in above:  # an alias to one of its own ancestors (`a: &x [*x]`)
+        parsed.problems.append(
+            Problem(file, mark.line, mark.col, format_path(path), "an alias cannot contain itself")
+        )
+        parsed.broken.add((format_path(path), mark.line, mark.col))
+        return None
+    above = above | {id(node)}
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        # `!!python/object {}` and friends: nmr reads data, never objects (safe_load refuses too)
+        parsed.problems.append(
+            Problem(
+                file,
+                mark.line,
+                mark.col,
+                format_path(path),
+                f"YAML error: unsupported tag {node.tag!r}",
+            )
+        )
+        parsed.broken.add((format_path(path), mark.line, mark.col))
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict = {}
         first_seen: dict[str, Mark] = {}
@@ -110,8 +136,19 @@ def _walk(node: yaml.Node, path: tuple, parsed: Parsed, loader, file: str):
                 continue
             first_seen[key] = key_mark
             parsed.key_marks[child] = key_mark
-            result[key] = _walk(value_node, child, parsed, loader, file)
+            result[key] = _walk(value_node, child, parsed, loader, file, above)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), parsed, loader, file) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+        return [
+            _walk(item, (*path, i), parsed, loader, file, above)
+            for i, item in enumerate(node.value)
+        ]
+    try:
+        return loader.construct_object(node, deep=True)
+    except Exception as error:  # unknown tags (`!foo`, `!!python/...`), `!!int abc`, ...
+        detail = getattr(error, "problem", None) or str(error)
+        parsed.problems.append(
+            Problem(file, mark.line, mark.col, format_path(path), f"YAML error: {detail}")
+        )
+        parsed.broken.add((format_path(path), mark.line, mark.col))
+        return None

@@ -103,7 +103,7 @@ def apply_plan(
     local_test: LocalTest | None = None,
     progress: Progress | None = None,
     validation_timeout: float = 1800.0,
-    poll_interval: float = 1.0,
+    poll_interval: float = 5.0,
 ) -> list[SlotOutcome]:
     """Carry out every change of ``plan``; one slot's failure does not stop the others."""
     say = progress or (lambda slot, message: None)
@@ -263,6 +263,9 @@ def _find_or_upload(client, model_id, want, image, version, say) -> tuple[dict, 
 def _wait_for_validation(client, pickle, slot, say, timeout, poll_interval) -> dict:
     deadline = time.monotonic() + timeout
     shown = None
+    wait = min(
+        0.1, poll_interval
+    )  # poll fast first (a sandbox validates in seconds), then back off
     while True:
         found = client.pickles(pickle_id=pickle["id"])
         if not found:
@@ -285,7 +288,8 @@ def _wait_for_validation(client, pickle, slot, say, timeout, poll_interval) -> d
                 f"remote validation did not finish within {timeout:g} s (status {status}); "
                 "the previously assigned pickle stays in place, re-run apply to keep waiting"
             )
-        time.sleep(poll_interval)
+        time.sleep(wait)
+        wait = min(wait * 1.5, poll_interval)
 
 
 def _latest_stage(pickle: dict) -> str | None:

@@ -16,7 +16,9 @@ from builder.deploy.plan import DesiredSlot
 from builder.errors import NmrError
 
 
-def select_models(project: Project, targets: list[str] | tuple[str, ...] | None) -> list[ModelConfig]:
+def select_models(
+    project: Project, targets: list[str] | tuple[str, ...] | None
+) -> list[ModelConfig]:
     """The configured slots to act on (all when ``targets`` is empty); unknown names fail."""
     if not targets:
         return list(project.models)

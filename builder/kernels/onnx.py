@@ -50,6 +50,8 @@ class OnnxGraphEvaluator:
         self.constants = constants
 
     def predict(self, X) -> np.ndarray:
+        if hasattr(X, "columns") and self.feature_names:  # a DataFrame: take the model's columns
+            X = X[list(self.feature_names)].to_numpy()
         X = np.asarray(X)
         if X.ndim != 2:
             raise ValueError(f"expected a 2-D feature matrix, got {X.ndim} dimensions")
@@ -63,14 +65,16 @@ class OnnxGraphEvaluator:
         """The graph's output tensor in its own dtype and shape."""
         env = dict(self.constants)
         env[self.input_name] = X
-        for op, inputs, outputs, attrs, dead in self.steps:
-            args = [env[name] if name else None for name in inputs]
-            results = _OPS[op](args, attrs)
-            for name, value in zip(outputs, results):
-                if name:
-                    env[name] = value
-            for name in dead:
-                del env[name]
+        # IEEE results without warnings, as onnxruntime gives them (exp overflow -> inf, ...)
+        with np.errstate(all="ignore"):
+            for op, inputs, outputs, attrs, dead in self.steps:
+                args = [env[name] if name else None for name in inputs]
+                results = _OPS[op](args, attrs)
+                for name, value in zip(outputs, results, strict=False):
+                    if name:
+                        env[name] = value
+                for name in dead:
+                    del env[name]
         return env[self.output_name]
 
 
@@ -92,17 +96,33 @@ def erf(x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+def op_names() -> tuple[str, ...]:
+    """The op keys this kernel implements (the compiler's registry must stay within them)."""
+    return tuple(_OPS)
+
+
 # ---------------------------------------------------------------------------------------------
 # erf helpers
 
 
 def _erfcx_coefficients(degree: int = 24) -> tuple[float, ...]:
-    """Power-basis coefficients in t = a/2 - 1 of a Chebyshev fit of erfcx on a in [0, 4]."""
-    cheb = np.polynomial.chebyshev
-    nodes = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))  # in t
-    values = [math.erfc(2.0 * t + 2.0) * math.exp((2.0 * t + 2.0) ** 2) for t in nodes]
-    coef = cheb.chebfit(nodes, values, degree)
-    return tuple(float(c) for c in cheb.cheb2poly(coef))
+    """Power-basis coefficients in t = a/2 - 1 of the Chebyshev interpolant of erfcx on [0, 4].
+
+    Chebyshev coefficients by the discrete cosine sum at the Chebyshev nodes (math.fsum, no
+    LAPACK), so every machine computes the same bits and pickles stay byte-identical.
+    """
+    n = degree + 1
+    thetas = [math.pi * (k + 0.5) / n for k in range(n)]
+    values = []
+    for theta in thetas:
+        a = 2.0 * math.cos(theta) + 2.0
+        values.append(math.erfc(a) * math.exp(a * a))
+    cheb = [
+        (2.0 / n) * math.fsum(v * math.cos(j * th) for v, th in zip(values, thetas, strict=True))
+        for j in range(n)
+    ]
+    cheb[0] /= 2.0
+    return tuple(float(c) for c in np.polynomial.chebyshev.cheb2poly(cheb))
 
 
 _ERFCX_POWER = _erfcx_coefficients()
@@ -419,7 +439,7 @@ def _slice(args, attrs):
     axes = args[3] if len(args) > 3 and args[3] is not None else np.arange(len(starts))
     steps = args[4] if len(args) > 4 and args[4] is not None else np.ones(len(starts), np.int64)
     index = [slice(None)] * x.ndim
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=False):
         index[int(axis) % x.ndim] = slice(int(start), int(end), int(step))
     return (x[tuple(index)],)
 
@@ -489,23 +509,43 @@ def _normalizer(args, attrs):
 
 
 def _tree_ensemble(args, attrs):
-    # a compiled tree evaluator (builder.kernels.trees) plus the output dtype onnxruntime gives
-    x = args[0]
-    y = attrs["evaluator"].predict(x)
-    return (y.astype(attrs["output_dtype"], copy=False),)
+    # attrs["evaluator"] is a builder.kernels.trees evaluator (float32 accumulation, identity
+    # transform); onnxruntime applies post_transform to the float32 scores
+    return (_post_transform(_tree_scores(args[0], attrs), attrs["post_transform"]),)
 
 
 def _tree_ensemble_classifier(args, attrs):
-    x = args[0]
-    scores = attrs["evaluator"].predict(x).astype(np.float32)
+    scores = _tree_scores(args[0], attrs)
     if attrs["binary_column"]:
-        # onnxruntime expands a one-column binary score into two columns: [1 - p, p] after a
-        # logistic transform, [-s, s] otherwise (tree_ensemble_aggregator.h, FinalizeScores)
-        p = scores[:, :1]
-        other = np.float32(1) - p if attrs["probabilistic"] else -p
-        scores = np.concatenate([other, p], axis=1)
+        # one score column for two classes; onnxruntime (tree_ensemble_aggregator.h,
+        # _set_score_binary / write_scores) writes [1 - p, p] when all leaf weights are
+        # non-negative (probability votes) and [-s, s] (or its logistic) otherwise
+        if attrs["binary_complement"]:
+            p = _post_transform(scores, attrs["post_transform"])
+            scores = np.concatenate([np.float32(1) - p, p], axis=1)
+        else:
+            scores = np.concatenate([-scores, scores], axis=1)
+            scores = _post_transform(scores, attrs["post_transform"], per_column=True)
+    else:
+        scores = _post_transform(scores, attrs["post_transform"])
     labels = np.asarray(attrs["labels"])[np.argmax(scores, axis=1)]
     return (labels, scores)
+
+
+def _tree_scores(x: np.ndarray, attrs: dict) -> np.ndarray:
+    x = x[:, : attrs["n_features"]]
+    scores = attrs["evaluator"].predict_raw(x).astype(attrs["dtype"], copy=False)
+    if attrs["base_values"] is not None:
+        scores = scores + attrs["base_values"]
+    return scores
+
+
+def _post_transform(scores: np.ndarray, kind: str, per_column: bool = False) -> np.ndarray:
+    if kind == "LOGISTIC":
+        return _sigmoid([scores], {})[0]
+    if kind == "SOFTMAX" and not per_column:
+        return _softmax_like(scores, {"axis": 1, "coerce_2d": False}, log=False)
+    return scores
 
 
 _OPS = {
@@ -561,8 +601,3 @@ _OPS = {
     "TreeEnsembleRegressor": _tree_ensemble,
     "TreeEnsembleClassifier": _tree_ensemble_classifier,
 }
-
-
-def op_names() -> tuple[str, ...]:
-    """The op keys this kernel implements (the compiler's registry must stay within them)."""
-    return tuple(_OPS)

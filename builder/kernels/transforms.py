@@ -181,23 +181,18 @@ def _expf(x: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.float32).reshape(x.shape)
 
 
-_EXPF = []
-
-
 def _libm_expf():
-    if not _EXPF:
-        fn = None
-        for name in ("libm.so.6", None, "libm.dylib"):
-            try:
-                candidate = ctypes.CDLL(name).expf
-            except (OSError, AttributeError):
-                continue
-            candidate.restype = ctypes.c_float
-            candidate.argtypes = [ctypes.c_float]
-            fn = candidate
-            break
-        _EXPF.append(fn)
-    return _EXPF[0]
+    # Looked up per call (dlopen of a loaded library is cheap): a cached ctypes function in a
+    # module global would be dragged into the by-value pickle, and ctypes pointers don't pickle.
+    for name in ("libm.so.6", None, "libm.dylib"):
+        try:
+            fn = ctypes.CDLL(name).expf
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+        return fn
+    return None
 
 
 # ---------------------------------------------------------------- registry (IR `transform` name)

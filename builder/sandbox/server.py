@@ -24,7 +24,12 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import graphql
+from builder.errors import NmrError
+
+try:
+    import graphql
+except ImportError:  # graphql-core is the sandbox extra, not a core dependency
+    raise NmrError("the nmr sandbox needs graphql-core: pip install 'nmr[sandbox]'") from None
 
 from builder.sandbox.schema import SDL
 from builder.sandbox.store import PENDING, VALIDATED, Store

@@ -115,9 +115,10 @@ class ValidationWorker:
         store.add_logs(trigger_id, log)
         on_status("validating")
         description = None if status == "success" else _last_error_line(log)
-        store.add_status(trigger_id, status, description)
+        # The pickle's status first: a trigger that reads as finished implies a final pickle status.
         if is_validation:
             _set_pickle_status(store, pickle["id"], VALIDATED if status == "success" else FAILED)
+        store.add_status(trigger_id, status, description)
 
 
 def _set_pickle_status(store: Store, pickle_id: str, status: str) -> None:

@@ -1,0 +1,2 @@
+# a truncated upload: zero bytes
+PICKLE_BYTES = b""
