@@ -29,6 +29,9 @@ from builder.errors import NmrError
 
 MARKER = "nmr-env.json"
 PIP_TIMEOUT_S = 1200
+# Envs verified by this process (runtime tag, --python, cache root) -> Env: a multi-slot build
+# checks each env once.
+_VERIFIED: dict[tuple, Env] = {}
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,15 @@ def ensure_env(runtime_tag: str, python: str | os.PathLike | None = None) -> Env
     once: creation happens under a file lock.
     """
     runtime = runtimes.get(runtime_tag)
+    memo_key = (runtime.tag, str(python) if python is not None else None, str(cache_dir()))
+    if memo_key in _VERIFIED and (_VERIFIED[memo_key].path / MARKER).exists():
+        return _VERIFIED[memo_key]  # verified earlier in this process
     base, base_version = _base_interpreter(runtime, python)
     key = env_key(runtime, base, base_version)
     path = cache_dir() / "envs" / key
     env = _verified(path, runtime)
     if env is not None:
+        _VERIFIED[memo_key] = env
         return env
     path.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(path.with_name(key + ".lock")):
@@ -65,6 +72,7 @@ def ensure_env(runtime_tag: str, python: str | os.PathLike | None = None) -> Env
                 f"the env for {runtime.tag} at {path} does not hold the pinned "
                 f"{_pin_text(runtime)} after installing them"
             )
+    _VERIFIED[memo_key] = env
     return env
 
 

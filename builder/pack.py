@@ -21,8 +21,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from builder.env import Env
 from builder.errors import NmrError
 
@@ -53,6 +51,8 @@ class Packed:
 
 def pack(obj, env: Env) -> Packed:
     """Pickle ``obj`` (a tree of builder.kernels objects) with the env's interpreter."""
+    import numpy as np
+
     spec, arrays = encode(obj)
     with tempfile.TemporaryDirectory(prefix="nmr-pack-") as tmp:
         work = Path(tmp)
@@ -174,9 +174,9 @@ def kernel_sources_digest() -> str:
     return digest.hexdigest()
 
 
-def encode(obj) -> tuple[object, dict[str, np.ndarray]]:
+def encode(obj) -> tuple[object, dict]:
     """The neutral spec of an object tree: JSON-able nodes plus the arrays they refer to."""
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict = {}
     return _encode(obj, arrays, "root"), arrays
 
 
@@ -184,6 +184,8 @@ def encode(obj) -> tuple[object, dict[str, np.ndarray]]:
 
 
 def _encode(value, arrays: dict, where: str):
+    import numpy as np  # numpy stays unimported on the no-op build path
+
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, np.generic):

@@ -28,6 +28,10 @@ BUILDER_ALIAS = "builder.kernels"  # kernels that import each other absolutely s
 def main(workdir: Path, kernels_dir: Path) -> None:
     finder = KernelFinder(kernels_dir)
     sys.meta_path.insert(0, finder)
+    # Import every kernel module before decoding: cloudpickle lists a function's submodule
+    # imports from sys.modules, so what is loaded at dump time must not depend on the spec.
+    for name in finder.module_names():
+        importlib.import_module(name)
     spec = json.loads((workdir / "spec.json").read_text(encoding="utf-8"))
     with np.load(workdir / "arrays.npz", allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
@@ -67,6 +71,16 @@ class KernelFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             digest.update(path.relative_to(kernels_dir).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
         self.source_digest = digest.hexdigest()
+
+    def module_names(self) -> list[str]:
+        names = [PACKAGE]
+        for path in sorted(self.kernels_dir.rglob("*.py")):
+            parts = path.relative_to(self.kernels_dir).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            if parts:
+                names.append(".".join((PACKAGE, *parts)))
+        return names
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == "builder":

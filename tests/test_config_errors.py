@@ -656,3 +656,25 @@ def test_ensemble_member_without_features_anywhere_is_refused(project):
     )
     assert (problem.line, problem.col, problem.path) == (6, 9, "models.e.ensemble[1]")
     assert problem.message == "needs features: set features on this member or on the model"
+
+
+def test_yaml_merge_key_is_reported_as_not_supported_yet(project):
+    problems = problems_of(
+        project,
+        """
+        version: 1
+        models:
+          a: &base {artifact: artifacts/a.txt, features: small}
+          b:
+            <<: *base
+            artifact: artifacts/b.txt
+        """,
+    )
+    assert [(p.line, p.col, p.message) for p in problems if "merge" in p.message] == [
+        (5, 5, "not supported yet: YAML merge keys (<<); write the keys out")
+    ]
+
+
+def test_absurdly_deep_nesting_is_a_problem_not_a_crash(project):
+    problem = only(problems_of(project, "version: 1\nmodels: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert (problem.line, problem.col, problem.message) == (1, 1, "YAML error: nested too deeply")

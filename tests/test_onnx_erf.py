@@ -32,13 +32,13 @@ def test_erf_float32_within_one_ulp_of_math_erf():
 def test_erf_float32_is_correctly_rounded_for_nearly_all_inputs():
     x = _float32_points()
     expected = np.array([math.erf(v) for v in x.astype(np.float64)]).astype(np.float32)
-    assert np.mean(_ulps(erf(x), expected) == 0) > 0.999
+    assert np.mean(_ulps(erf(x), expected) == 0) > 0.9999
 
 
-def test_erf_float64_relative_error_below_1e_9():
-    x = np.concatenate([np.linspace(-5, 5, 20_001), np.geomspace(1e-300, 5, 2_000)])
+def test_erf_float64_relative_error_below_1e_10():
+    x = np.concatenate([np.linspace(-7, 7, 20_001), np.geomspace(1e-300, 7, 2_000)])
     expected = np.array([math.erf(v) for v in x])
-    assert np.max(np.abs(erf(x) - expected) / np.abs(expected).clip(1e-300)) < 1e-9
+    assert np.max(np.abs(erf(x) - expected) / np.abs(expected).clip(1e-300)) < 1e-10
 
 
 def test_erf_keeps_dtype_and_shape():
@@ -58,7 +58,8 @@ def test_erf_special_values():
     assert y[7] == 1.0 and y[8] == -1.0
 
 
-def test_erf_spans_several_blocks_without_seams():
+def test_erf_value_does_not_depend_on_position_in_the_block():
     x = np.linspace(-3, 3, 100_003, dtype=np.float64)  # > 3 internal blocks, odd tail
-    expected = np.array([math.erf(v) for v in x])
-    assert np.max(np.abs(erf(x) - expected)) < 1e-12
+    whole = erf(x)
+    picks = np.r_[0:5, 32_760:32_780, 65_530:65_540, 100_000:100_003]
+    np.testing.assert_array_equal(whole[picks], [erf(x[i : i + 1])[0] for i in picks])

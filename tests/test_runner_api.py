@@ -160,3 +160,24 @@ def test_result_serializes_to_plain_json(pickles, python, live):
     data = json.loads(json.dumps(result.to_dict()))
     assert data["status"] == "Success"
     assert data["rows"] == 200
+
+
+def test_an_interpreter_that_cannot_be_executed_is_an_error(pickles, live, tmp_path):
+    fake = tmp_path / "python3"
+    fake.write_bytes(b"\x00\x01 not an executable format")
+    fake.chmod(0o755)
+    result = run_pickle(pickles["good"], fake, live, limits=Limits(network=True))
+    assert result.status == ERROR
+    assert result.statuses == ["Pending", "Running", "Error"]
+    assert result.reason.startswith(f"could not start {fake}: [Errno 8] Exec format error")
+
+
+def test_an_unexecutable_interpreter_is_an_error_inside_the_network_namespace_too(
+    pickles, live, tmp_path
+):
+    fake = tmp_path / "python3"
+    fake.write_bytes(b"\x00\x01 not an executable format")
+    fake.chmod(0o755)
+    result = run_pickle(pickles["good"], fake, live)
+    assert result.status == ERROR
+    assert result.reason.startswith(f"could not start {fake}")

@@ -179,8 +179,9 @@ def test_sklearn_feature_names_come_from_the_fitted_frame(tmp_path):
     X, y = numerai_like(200, 5, seed=6)
     est = tree.DecisionTreeRegressor(max_depth=2).fit(pd.DataFrame(X, columns=NAMES), y)
     assert _read(tmp_path, est, names=None).feature_names == tuple(NAMES)
-    with pytest.raises(NmrError, match="feature 0 is 'feature_0000' in the model but 'x'"):
+    with pytest.raises(NmrError, match="including 'feature_0000', which the config does not list"):
         _read(tmp_path, est, names=["x"] + NAMES[1:])
+    assert _read(tmp_path, est, names=NAMES[::-1]).feature_names == tuple(NAMES)
 
 
 def test_sklearn_array_fitted_model_needs_config_names(tmp_path):

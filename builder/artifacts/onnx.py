@@ -4,8 +4,8 @@ Runs at build time only (needs the ``onnx`` package; ``native_predict`` needs on
 What ships is the folded graph: a straight list of numeric ops over the single feature input,
 weights as numpy arrays.
 
-Folding: every node whose inputs are all constants is evaluated here (with the shipped kernel's
-op when it has one, else with ``onnx.reference``). The Shape -> Gather -> Unsqueeze -> Concat
+Folding: every node whose inputs are all constants is evaluated here with ``onnx.reference``
+(the ONNX project's own reference semantics). The Shape -> Gather -> Unsqueeze -> Concat
 chains that ``torch.onnx.export`` emits for a dynamic batch size are folded symbolically: the
 batch dimension is a symbol, and a Reshape whose target contains it gets ``-1`` in its place.
 Classifier graphs keep only the probability tensor: ZipMap (a sequence of maps, which numpy
@@ -24,7 +24,6 @@ from builder.errors import ArtifactError, NmrError, NotSupportedYet
 FORMAT = "onnx"
 SUFFIXES = (".onnx",)
 
-_ML_DOMAIN = "ai.onnx.ml"
 # ops whose outputs differ between runs or that carry subgraphs are never folded
 _NEVER_FOLD = {
     "RandomNormal",

@@ -30,8 +30,16 @@ def debug_enabled() -> bool:
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print one line to stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    """Print the message to stderr and exit with ``code``.
+
+    A one-line message gets an ``error:`` prefix. A multi-line message is a list of located
+    problems (``numerai.yaml:12:7: models.x.features: ...``) that already names its place on
+    every line, so it is printed as it is.
+    """
+    if "\n" in message:
+        typer.echo(message, err=True)
+    else:
+        typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 

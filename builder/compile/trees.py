@@ -271,10 +271,21 @@ def _padded(nodes: dict, roots: np.ndarray, depth: int, node_pred: np.ndarray):
     cur = roots.astype(np.int64)[:, None]
     for d in range(depth):
         is_leaf = nodes["feature"][cur] < 0
-        preds[:, (1 << d) - 1 : (1 << (d + 1)) - 1] = np.where(is_leaf, 0, node_pred[cur])
+        level = np.where(is_leaf, 0, node_pred[cur])
+        # bit-reversed slot order within the level (the kernel's multiplexer needs it)
+        preds[:, (1 << d) - 1 : (1 << (d + 1)) - 1] = level[:, _bit_reversed(d)]
         nxt = np.empty((t, cur.shape[1] * 2), dtype=np.int64)
         nxt[:, 0::2] = nodes["left"][cur]
         nxt[:, 1::2] = nodes["right"][cur]
         cur = nxt
     leaf_values = nodes["value"][cur]
     return preds, np.ascontiguousarray(leaf_values)
+
+
+def _bit_reversed(bits: int) -> np.ndarray:
+    """Permutation r -> the index whose `bits`-bit binary form is r's reversed."""
+    r = np.arange(1 << bits)
+    out = np.zeros_like(r)
+    for k in range(bits):
+        out |= ((r >> k) & 1) << (bits - 1 - k)
+    return out

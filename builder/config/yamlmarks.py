@@ -62,12 +62,19 @@ def parse_yaml(text: str, file: str) -> Parsed:
     except yaml.YAMLError as error:
         parsed.problems.append(Problem(file, 1, 1, "", f"YAML syntax error: {error}"))
         return parsed
-    finally:
-        loader.dispose()
+    except RecursionError:  # PyYAML composes recursively
+        parsed.problems.append(Problem(file, 1, 1, "", "YAML error: nested too deeply"))
+        return parsed
     if node is None:
         parsed.empty = True
         return parsed
-    parsed.data = _walk(node, (), parsed, loader, file, frozenset())
+    try:
+        parsed.data = _walk(node, (), parsed, loader, file, frozenset())
+    except RecursionError:
+        parsed.problems.append(Problem(file, 1, 1, "", "YAML error: nested too deeply"))
+        parsed.data = None
+    finally:
+        loader.dispose()
     return parsed
 
 
@@ -121,6 +128,17 @@ def _walk(node: yaml.Node, path: tuple, parsed: Parsed, loader, file: str, above
             # a slot called 2024 or a key spelled `yes` is not turned into an int or a bool.
             key = key_node.value
             child = (*path, key)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                parsed.problems.append(
+                    Problem(
+                        file,
+                        key_mark.line,
+                        key_mark.col,
+                        format_path(child),
+                        "not supported yet: YAML merge keys (<<); write the keys out",
+                    )
+                )
+                continue
             if key in first_seen:
                 first = first_seen[key]
                 parsed.problems.append(

@@ -130,14 +130,36 @@ def run_pickle(
     if not live_path.is_file():
         return early_error(f"live data not found: {live_path}")
 
+    try:
+        live_ids = _read_ids(live_path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        return early_error(f"live data unreadable: {live_path}: {error}")
+
     work = Path(tempfile.mkdtemp(prefix="nmr-run-"))
     output = Path(output_dir) if output_dir is not None else work / "output"
     output.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_in(
+            work, output, pickle_path, python, live_path, live_ids, benchmarks_path, limits,
+            debug, git_ref, isolation, statuses, advance, early_error,
+        )  # fmt: skip
+    finally:
+        # keep only the output directory (it may live inside ``work``)
+        for item in work.iterdir():
+            if item != output:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        if output_dir is not None:
+            work.rmdir()
+
+
+def _run_in(
+    work, output, pickle_path, python, live_path, live_ids, benchmarks_path, limits, debug,
+    git_ref, isolation, statuses, advance, early_error,
+) -> RunResult:  # fmt: skip
     script = work / "predict.py"
     shutil.copyfile(_CHILD_SCRIPT, script)
 
     notes: list[str] = []
-    live_ids = _read_ids(live_path)
     if benchmarks_path is None:
         benchmarks_path = work / "live_benchmark_models.parquet"
         _synthesize_benchmarks(live_ids, benchmarks_path)
@@ -163,8 +185,16 @@ def run_pickle(
 
     advance(RUNNING)
     log_path = work / "predict.log"
-    outcome = _supervise(argv, env, work, log_path, limits)
+    try:
+        outcome = _supervise(argv, env, work, log_path, limits)
+    except OSError as error:  # the interpreter could not be started at all
+        return early_error(f"could not start {python}: {error}")
     log = log_path.read_text(errors="replace")
+    if outcome.returncode in (126, 127) and "Running numerai-predict" not in log:
+        # 126/127 before predict.py's banner: unshare (or the shell it falls back to) could
+        # not execute the interpreter, so nothing of the pickle ran
+        detail = log.strip().splitlines()[-1] if log.strip() else f"exit {outcome.returncode}"
+        return early_error(f"could not start {python}: {detail}")
 
     exit_code, sig_name, reason = _classify(outcome, log)
     result = RunResult(
