@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/build.py           # writes bench/results/build.md
 
-The project: synthetic Numerai-shaped data (60 features, 24 train eras), ten LightGBM models
-(50 trees, 15 leaves) on the `medium` set, each slot with fill_missing + rank_per_era. The
+The project: synthetic Numerai-shaped data (builder.datasets.SMALL: 60 features, 24 train eras),
+ten LightGBM models (50 trees, 15 leaves) on the 24-column `medium` set, each slot with fill_missing + rank_per_era. The
 default runtime's env must exist or is created first (not timed). Timings are wall clock of the
 `nmr` console script in a subprocess (what a user or CI waits for, Python start-up included),
 median of REPEATS runs; the first build is run once.
@@ -41,11 +41,15 @@ def main() -> None:
         noop = [_time(["build"], root) for _ in range(REPEATS)]
         check = [_time(["build", "--check"], root) for _ in range(REPEATS)]
         forced = [_time(["build", "--force"], root) for _ in range(3)]
+        startup = [_time(["--version"], root) for _ in range(REPEATS)]
+        in_process = _in_process_noop(root)
     rows = [
         ("first build (10 slots built)", first, 1),
         ("no-op build (10 slots up to date)", statistics.median(noop), REPEATS),
         ("build --check (10 slots)", statistics.median(check), REPEATS),
         ("build --force (10 slots rebuilt)", statistics.median(forced), 3),
+        ("`nmr --version` (CLI start-up alone)", statistics.median(startup), REPEATS),
+        ("no-op `build_project` in-process (imports done)", in_process, REPEATS),
     ]
     lines = [
         "# nmr build on a 10-slot project",
@@ -103,6 +107,19 @@ def _project(root: Path, synthesize, sizes) -> None:
         "version: 1\ndata:\n  dir: data\n  version: v5.2\nmodels:\n" + "".join(body),
         encoding="utf-8",
     )
+
+
+def _in_process_noop(root: Path) -> float:
+    from builder.build import build_project
+    from builder.config import load
+
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        results = build_project(load(root / "numerai.yaml"))
+        times.append(time.perf_counter() - start)
+        assert not any(r.rebuilt for r in results)
+    return statistics.median(times)
 
 
 def _time(args: list[str], root: Path) -> float:

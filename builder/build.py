@@ -46,7 +46,8 @@ def build_project(
     models = _selected(project, slots)
     lock = locks.read_lock(project)
     kernels = kernel_sources_digest()
-    results = []
+    results: dict[str, BuildResult] = {}
+    todo = []  # (model, inputs, changed, pickle_path) to build
     for model in models:
         inputs = locks.slot_inputs(project, model, kernels)
         locked = lock["slots"].get(model.slot)
@@ -54,20 +55,36 @@ def build_project(
         pickle_path = project.root / "build" / model.slot / "model.pkl"
         if check:
             status = "out of date" if changed else "up to date"
-            results.append(_result(model, pickle_path, locked, False, status, changed))
+            results[model.slot] = _result(model, pickle_path, locked, False, status, changed)
         elif not force and not changed and _pickle_matches(pickle_path, locked):
-            results.append(_result(model, pickle_path, locked, False, "up to date", ()))
+            results[model.slot] = _result(model, pickle_path, locked, False, "up to date", ())
         else:
-            entry = _build_slot(project, model, inputs, pickle_path, python)
-            lock["slots"][model.slot] = entry
-            # Write after every slot, so a failure later keeps what was built.
-            locks.write_lock(project, _pruned(project, lock, slots))
-            results.append(_result(model, pickle_path, entry, True, "built", changed))
+            todo.append((model, inputs, changed, pickle_path))
+            continue
         if log is not None:
-            log(results[-1])
+            log(results[model.slot])
+
+    if todo:
+        from builder.bundle import make_bundle
+
+        # Every bundle first: a config or artifact error stops the build before any packing.
+        bundles = {model.slot: make_bundle(project, model) for model, *_ in todo}
+        by_runtime: dict[str, list] = {}
+        for item in todo:
+            by_runtime.setdefault(item[0].runtime, []).append(item)
+        for runtime, items in by_runtime.items():
+            for model, _inputs, changed, pickle_path, entry in _pack_runtime(
+                runtime, items, bundles, python
+            ):
+                lock["slots"][model.slot] = entry
+                results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
+                if log is not None:
+                    log(results[model.slot])
+            # Written after each runtime, so a failure later keeps what was built.
+            locks.write_lock(project, _pruned(project, lock, slots))
     if not check:
         locks.write_lock(project, _pruned(project, lock, slots))
-    return results
+    return [results[model.slot] for model in models]
 
 
 def pickle_relpath(slot: str) -> str:
@@ -77,26 +94,28 @@ def pickle_relpath(slot: str) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _build_slot(project: Project, model, inputs: dict, pickle_path: Path, python) -> dict:
-    from builder.bundle import make_bundle
+def _pack_runtime(runtime: str, items: list, bundles: dict, python):
+    """Pack the bundles of one runtime in one run of its env; yields (model, inputs, changed,
+    pickle_path, lock entry) per slot after writing its pickle."""
     from builder.env import ensure_env
-    from builder.pack import pack
+    from builder.pack import pack_many
 
-    bundle = make_bundle(project, model)
-    env = ensure_env(model.runtime, python)
-    packed = pack(bundle, env)
-    pickle_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pickle_path.with_name(pickle_path.name + ".tmp")
-    tmp.write_bytes(packed.data)
-    tmp.replace(pickle_path)
-    return locks.slot_entry(
-        inputs,
-        env_python_version=packed.python_version,
-        env_packages=env.packages,
-        pickle_path=pickle_relpath(model.slot),
-        sha256=packed.sha256,
-        size=packed.size,
-    )
+    env = ensure_env(runtime, python)
+    packed = pack_many([bundles[model.slot] for model, *_ in items], env)
+    for (model, inputs, changed, pickle_path), result in zip(items, packed, strict=True):
+        pickle_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pickle_path.with_name(pickle_path.name + ".tmp")
+        tmp.write_bytes(result.data)
+        tmp.replace(pickle_path)
+        entry = locks.slot_entry(
+            inputs,
+            env_python_version=result.python_version,
+            env_packages=env.packages,
+            pickle_path=pickle_relpath(model.slot),
+            sha256=result.sha256,
+            size=result.size,
+        )
+        yield model, inputs, changed, pickle_path, entry
 
 
 def _pickle_matches(path: Path, locked: dict | None) -> bool:

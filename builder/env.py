@@ -11,7 +11,6 @@ versions are checked every time it is handed out.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import runtimes
-from builder.errors import NmrError
+from builder.errors import NmrError, NotSupportedYet
+
+try:
+    import fcntl
+except ImportError:  # Windows has no fcntl
+    fcntl = None
 
 MARKER = "nmr-env.json"
 PIP_TIMEOUT_S = 1200
@@ -296,6 +300,8 @@ def _pin_text(runtime: runtimes.Runtime) -> str:
 
 @contextmanager
 def _file_lock(path: Path):
+    if fcntl is None:
+        raise NotSupportedYet("creating runtime envs on Windows (no fcntl file locks)")
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

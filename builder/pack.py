@@ -51,15 +51,23 @@ class Packed:
 
 def pack(obj, env: Env) -> Packed:
     """Pickle ``obj`` (a tree of builder.kernels objects) with the env's interpreter."""
+    return pack_many([obj], env)[0]
+
+
+def pack_many(objs: list, env: Env) -> list[Packed]:
+    """Pickle several objects in one run of the env's interpreter (one start-up for a whole
+    multi-slot build). Each result equals what ``pack`` gives for that object alone."""
     import numpy as np
 
-    spec, arrays = encode(obj)
     with tempfile.TemporaryDirectory(prefix="nmr-pack-") as tmp:
         work = Path(tmp)
-        (work / "spec.json").write_text(
-            json.dumps({"root": spec}, sort_keys=False, allow_nan=False), encoding="utf-8"
-        )
-        np.savez(work / "arrays.npz", **arrays)
+        for i, obj in enumerate(objs):
+            spec, arrays = encode(obj)
+            (work / f"spec_{i}.json").write_text(
+                json.dumps({"root": spec}, allow_nan=False), encoding="utf-8"
+            )
+            np.savez(work / f"arrays_{i}.npz", **arrays)
+        (work / "batch.json").write_text(json.dumps({"count": len(objs)}), encoding="utf-8")
         child_env = {
             k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))
         }
@@ -78,7 +86,7 @@ def pack(obj, env: Env) -> Packed:
             env=child_env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=600 + 60 * len(objs),
         )
         if out.returncode != 0:
             lines = [line for line in out.stderr.splitlines() if line.strip()]
@@ -86,18 +94,23 @@ def pack(obj, env: Env) -> Packed:
             raise NmrError(
                 f"packing in the Python {env.python_version} env ({env.runtime}) failed: {detail}"
             )
-        data = (work / "model.pkl").read_bytes()
-        report = json.loads((work / "report.json").read_text(encoding="utf-8"))
-    modules = check_imports(data)
-    return Packed(
-        data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        python_version=report["python_version"],
-        packages=report["packages"],
-        parameters=tuple(report["parameters"] or ()),
-        modules=tuple(modules),
-    )
+        blobs = [(work / f"model_{i}.pkl").read_bytes() for i in range(len(objs))]
+        reports = json.loads((work / "report.json").read_text(encoding="utf-8"))
+    results = []
+    for data, report in zip(blobs, reports, strict=True):
+        modules = check_imports(data)
+        results.append(
+            Packed(
+                data=data,
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                python_version=report["python_version"],
+                packages=report["packages"],
+                parameters=tuple(report["parameters"] or ()),
+                modules=tuple(modules),
+            )
+        )
+    return results
 
 
 def imported_globals(data: bytes) -> list[str]:

@@ -1,8 +1,9 @@
 """Runs INSIDE the target runtime's venv (never imported by nmr): spec -> deterministic pickle.
 
 Invoked by ``builder.pack`` as ``<env python> -s -c <this source> WORKDIR KERNELS_DIR`` with
-PYTHONHASHSEED=0 and WORKDIR as the current directory. WORKDIR holds ``spec.json`` (the object
-tree, classes named ``kernels.<module>.<qualname>``) and ``arrays.npz`` (its numpy arrays).
+PYTHONHASHSEED=0 and WORKDIR as the current directory. WORKDIR holds ``batch.json`` (``{"count": n}``)
+and per object i ``spec_i.json`` (the object tree, classes named ``kernels.<module>:<qualname>``)
+and ``arrays_i.npz`` (its numpy arrays); it receives ``model_i.pkl`` and ``report.json``.
 
 The kernel sources are loaded as the package ``nmr_kernels`` with fixed, relative file names, so
 the code objects cloudpickle writes carry neither the checkout's path nor the name ``builder``.
@@ -23,6 +24,7 @@ import numpy as np
 
 PACKAGE = "nmr_kernels"
 BUILDER_ALIAS = "builder.kernels"  # kernels that import each other absolutely still load
+PROTOCOL = pickle.HIGHEST_PROTOCOL  # 5 on every supported Python; the runtime's own Python loads it
 
 
 def main(workdir: Path, kernels_dir: Path) -> None:
@@ -32,33 +34,38 @@ def main(workdir: Path, kernels_dir: Path) -> None:
     # imports from sys.modules, so what is loaded at dump time must not depend on the spec.
     for name in finder.module_names():
         importlib.import_module(name)
-    spec = json.loads((workdir / "spec.json").read_text(encoding="utf-8"))
-    with np.load(workdir / "arrays.npz", allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    root = decode(spec["root"], arrays)
-
     package = sys.modules[PACKAGE]
     cloudpickle.register_pickle_by_value(package)
     pin_class_tracker_ids(finder.source_digest)
-    data = cloudpickle.dumps(root, protocol=pickle.HIGHEST_PROTOCOL)
-    (workdir / "model.pkl").write_bytes(data)
 
-    loaded = pickle.loads(data)  # the bytes must load back before anything else sees them
-    parameters = list(inspect.signature(loaded).parameters) if callable(loaded) else None
+    count = json.loads((workdir / "batch.json").read_text(encoding="utf-8"))["count"]
+    blobs = []
+    for i in range(count):  # every dump before any load: loading may import modules
+        spec = json.loads((workdir / f"spec_{i}.json").read_text(encoding="utf-8"))
+        with np.load(workdir / f"arrays_{i}.npz", allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        blobs.append(cloudpickle.dumps(decode(spec["root"], arrays), protocol=PROTOCOL))
     versions = {}
     for name in ("numpy", "pandas", "cloudpickle", "pyarrow"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
-    report = {
-        "python_version": ".".join(str(v) for v in sys.version_info[:3]),
-        "packages": versions,
-        "parameters": parameters,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "size": len(data),
-    }
-    (workdir / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    reports = []
+    for i, data in enumerate(blobs):
+        (workdir / f"model_{i}.pkl").write_bytes(data)
+        loaded = pickle.loads(data)  # the bytes must load back before anything else sees them
+        parameters = list(inspect.signature(loaded).parameters) if callable(loaded) else None
+        reports.append(
+            {
+                "python_version": ".".join(str(v) for v in sys.version_info[:3]),
+                "packages": versions,
+                "parameters": parameters,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size": len(data),
+            }
+        )
+    (workdir / "report.json").write_text(json.dumps(reports, indent=2), encoding="utf-8")
 
 
 class KernelFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):

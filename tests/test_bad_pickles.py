@@ -58,6 +58,9 @@ CORPUS = [
     "empty_file",
     "type_error_at_load",
     "good_one_arg",
+    "default_second_arg",
+    "star_args",
+    "callable_instance",
     "good_two_args",
 ]
 
@@ -80,7 +83,9 @@ def live(tmp_path_factory):
 
 
 def run(corpus, name, python, live, limits=FAST):
-    return run_pickle(corpus[name], python, live, limits=limits)
+    # each run writes its CSV next to its pickle, in pytest's temporary tree
+    output_dir = corpus[name].parent / f"out-{name}-{limits.memory_mb}-{limits.timeout_s}"
+    return run_pickle(corpus[name], python, live, limits=limits, output_dir=output_dir)
 
 
 def assert_predict_py_failure(result, message):
@@ -293,6 +298,18 @@ def test_a_two_argument_pickle_receives_the_benchmarks(corpus, python, live):
     assert result.statuses == ["Pending", "Running", "Validating", "Success"]
     assert result.rows == 200
     assert result.predictions_path.read_text().startswith("id,prediction\n")
+
+
+@pytest.mark.parametrize(
+    "name, benchmarks_loaded",
+    [("default_second_arg", True), ("star_args", False), ("callable_instance", False)],
+)
+def test_parameters_are_counted_as_inspect_signature_counts_them(
+    corpus, python, live, name, benchmarks_loaded
+):
+    result = run(corpus, name, python, live)
+    assert result.status == SUCCESS, result.log
+    assert ("live_benchmark_models.parquet" in result.log) == benchmarks_loaded
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

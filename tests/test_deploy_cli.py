@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ def _nmr(project: Path, *args: str):
 
 
 def _text(result) -> str:
-    return result.stdout + (result.stderr or "")
+    return result.stdout + (result.stderr or "")  # CliRunner results and CompletedProcess
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,22 @@ def deployed(tmp_path_factory):
 
     project = tmp_path_factory.mktemp("deploy") / "example"
     example_project(project)
-    first = _nmr(project, "apply", "--sandbox", "--yes")
-    assert first.exit_code == 0, _text(first)
+    # The README's main job, as a user types it: a real process, config found from the cwd.
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from builder.cli import main; main()",
+            "apply",
+            "--sandbox",
+            "--yes",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
     return project, first
 
 
@@ -175,3 +191,14 @@ def test_the_secret_key_never_appears_in_output_plan_or_lock(deployed, copy):
         assert secret not in text
     assert secret not in (copy / "plan.json").read_text()
     assert secret not in (copy / "numerai.lock").read_text()
+
+
+def test_plan_no_build_reads_hashes_from_the_lock_and_defers_changed_slots(copy):
+    assert "No changes." in _nmr(copy, "plan", "--sandbox", "--no-build").stdout
+    _retrain_small_model(copy)
+    result = _nmr(copy, "plan", "--sandbox", "--no-build")
+    assert result.exit_code == 0, _text(result)
+    assert re.search(
+        r"~ example_ensemble\s+upload and assign [0-9a-f]{16} -> \(known after build\)",
+        result.stdout,
+    )

@@ -144,3 +144,13 @@ def test_torchscript_shape_arithmetic_is_folded_away():
     assert not {"Shape", "Gather", "Unsqueeze", "Concat", "Constant"} & set(ops)
     reshape = next(node for node in graph.nodes if node.op == "Reshape")
     assert graph.initializers[reshape.inputs[1]].tolist() == [-1, 32]
+
+
+@pytest.mark.parametrize("fixture", TORCH_FIXTURES)
+def test_torch_export_matches_torch_itself(fixture):
+    from builder.compile import compile_artifact
+
+    references = np.load(FIXTURES / "torch_reference_outputs.npz")
+    evaluator = compile_artifact(FIXTURES / fixture, "onnx")
+    ours = evaluator.predict(references["X"])
+    assert max_relative_difference(ours, references[fixture]) <= 1e-5

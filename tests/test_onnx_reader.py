@@ -173,3 +173,24 @@ def test_evaluator_runs_from_a_by_value_pickle_without_builder(tmp_path):
     )
     subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, check=True)
     assert max_relative_difference(np.load(tmp_path / "y.npy"), evaluator.predict(X)) == 0.0
+
+
+def test_predict_takes_a_dataframe_in_the_models_column_order(tmp_path):
+    import pandas as pd
+
+    names = [f"feature_{i}" for i in range(6)]
+    evaluator = compile_graph(onnx_reader.read(_save(mlp_model([6, 4, 1]), tmp_path), names))
+    X = np.random.default_rng(2).normal(size=(5, 6)).astype(np.float32)
+    shuffled = pd.DataFrame(X, columns=names)[names[::-1]].assign(era="0001")
+    np.testing.assert_array_equal(evaluator.predict(shuffled), evaluator.predict(X))
+
+
+def test_export_with_a_fixed_batch_of_one_predicts_any_number_of_rows(tmp_path):
+    model = mlp_model([6, 4, 1])
+    for value_info in (*model.graph.input, *model.graph.output):
+        value_info.type.tensor_type.shape.dim[0].dim_value = 1  # traced without dynamic axes
+    path = _save(model, tmp_path)
+    X = np.random.default_rng(3).normal(size=(7, 6)).astype(np.float32)
+    ours, reference = ours_and_onnxruntime(path, X)
+    assert ours.shape == (7, 1)
+    assert max_relative_difference(ours, reference) <= 1e-6

@@ -22,7 +22,7 @@ from builder.bundle import make_bundle
 from builder.config import load
 from builder.env import ensure_env
 from builder.errors import NmrError
-from builder.pack import check_imports, encode, imported_globals, inspect_pickle, pack
+from builder.pack import check_imports, encode, imported_globals, inspect_pickle, pack, pack_many
 from tests.buildkit import run_pickle_in_env, train_lightgbm, write_config, write_data
 
 MODELS = """
@@ -236,3 +236,21 @@ def test_oldest_runtime_packs_deterministically_and_runs_with_its_own_libraries(
     )
     got = pd.read_parquet(tmp_path / "out.parquet")
     np.testing.assert_allclose(got["prediction"], expected["prediction"], rtol=0, atol=1e-12)
+
+
+def test_packing_several_objects_in_one_run_gives_each_its_own_bytes(project_dir, env):
+    root, _ = project_dir
+    project = load(root / "numerai.yaml")
+    bundle = make_bundle(project, project.models[0])
+    legacy = load(
+        write_config(
+            root,
+            MODELS.replace("    - blend_benchmark: {column: v52_lgbm_ender20, weight: 0.2}\n", "")
+            + "  deploy: {legacy_signature: true}\n",
+            name="legacy.yaml",
+        )
+    )
+    other = make_bundle(legacy, legacy.models[0])
+    batch = pack_many([bundle, other], env)
+    assert [p.sha256 for p in batch] == [pack(bundle, env).sha256, pack(other, env).sha256]
+    assert batch[1].parameters == ("live_features",)

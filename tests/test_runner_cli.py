@@ -20,21 +20,13 @@ pytest.importorskip("lightgbm")
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """The `nmr init --example` project with both slots built into build/<slot>/model.pkl."""
-    from builder.bundle import make_bundle
-    from builder.config import load
-    from builder.env import ensure_env
-    from builder.pack import pack
-
+    """`nmr init --example` then `nmr build`: both slots in build/<slot>/model.pkl."""
     root = tmp_path_factory.mktemp("example") / "proj"
     done = CliRunner().invoke(app, ["init", "--example", str(root)])
     assert done.exit_code == 0, done.output
-    loaded = load(root / "numerai.yaml")
-    for model in loaded.models:
-        out = root / "build" / model.slot
-        out.mkdir(parents=True, exist_ok=True)
-        packed = pack(make_bundle(loaded, model), ensure_env(model.runtime))
-        (out / "model.pkl").write_bytes(packed.data)
+    done = CliRunner().invoke(app, ["build", "-f", str(root / "numerai.yaml")])
+    assert done.exit_code == 0, done.output
+    assert (root / "build" / "example_ensemble" / "model.pkl").exists()
     return root
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 from typer.testing import CliRunner
 
@@ -76,6 +77,24 @@ def test_served_sandbox_accepts_keys_from_account_create_and_refuses_others(serv
     stranger = NumeraiClient(url, Credentials(keys["NUMERAI_PUBLIC_ID"], "wrong"), retries=1)
     with pytest.raises(ApiError, match="authenticated"):
         stranger.models()
+
+
+def test_served_sandbox_injects_faults_posted_to_its_fault_endpoint(served):
+    url, directory = served
+    created = subprocess.run(
+        [*NMR, "sandbox", "account", "create", "--dir", str(directory)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    keys = _exports(created.stdout)
+    credentials = Credentials(keys["NUMERAI_PUBLIC_ID"], keys["NUMERAI_SECRET_KEY"])
+    fault = {"target": "account", "kind": "http500", "times": 2}
+    requests.post(f"{url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+    with pytest.raises(ApiError, match="after 2 attempts: HTTP 500"):
+        NumeraiClient(url, credentials, retries=2, backoff=0).models()
+    assert NumeraiClient(url, credentials).models() == []
 
 
 def test_github_actions_recipe_plans_on_pull_requests_and_applies_on_main():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -165,3 +167,47 @@ def test_server_without_live_data_reports_a_validation_error(tmp_path):
         assert "no live data" in pickle["triggers"][-1]["statuses"][-1]["description"]
     finally:
         server.stop()
+
+
+def test_a_validation_cut_short_by_a_killed_server_is_resumed_on_restart(tmp_path):
+    script = tmp_path / "serve_child.py"
+    script.write_text(_KILLED_SERVER)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "sandbox"), str(tmp_path / "model.pkl")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
+    try:
+        assert child.stdout.readline().strip() == "validating"
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+
+    server, validator = start_sandbox(tmp_path / "sandbox")
+    try:
+        server.wait_idle()
+        (row,) = server.store.all("SELECT validation_status FROM pickles")
+        assert row["validation_status"] == "validated"
+        assert len(validator.seen) == 1
+    finally:
+        server.stop()
+
+
+_KILLED_SERVER = """
+import sys, time
+from pathlib import Path
+from builder.sandbox.server import SandboxServer
+from builder.deploy.client import Credentials, NumeraiClient
+
+def stuck(path, tag, on_status=None):
+    print("validating", flush=True)
+    time.sleep(600)
+
+server = SandboxServer(Path(sys.argv[1]), validator=stuck).start()
+_, public_id, secret_key = server.create_account()
+client = NumeraiClient(server.url, Credentials(public_id, secret_key))
+Path(sys.argv[2]).write_bytes(b"pickle")
+client.upload_pickle(Path(sys.argv[2]), client.add_model("killed")["id"])
+time.sleep(600)
+"""

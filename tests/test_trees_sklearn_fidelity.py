@@ -246,6 +246,24 @@ def test_hist_gradient_boosting_categorical_bitsets_match_native_exactly(tmp_pat
     assert missing_left_seen == {True, False}  # both missing directions were exercised
 
 
+def test_hist_gradient_boosting_category_values_other_than_codes_match_native(tmp_path):
+    # categories {1, 2, 4, 7}: scikit-learn's OrdinalEncoder turns them into codes 0..3 before
+    # the trees; the reader maps the bitsets back to raw values. Unknown values go missing.
+    rng = np.random.default_rng(33)
+    for i in range(6):
+        X, y = _data(DATA_KINDS[i % 3], seed=450 + i)
+        X[:, 0] = rng.choice([1, 2, 4, 7], size=len(X))
+        y = y + np.isin(X[:, 0], [2, 7])
+        est = ensemble.HistGradientBoostingRegressor(categorical_features=[0], **_hgb_params(rng))
+        est.fit(X, y)
+        joblib.dump(est, tmp_path / "hgb.joblib")
+        Xt = _test_rows("float", 450 + i)
+        Xt[:, 0] = rng.integers(0, 9, size=len(Xt))
+        Xt[rng.random(len(Xt)) < 0.1, 0] = np.nan
+        ours = compile_model(sk_reader.read(tmp_path / "hgb.joblib", NAMES)).predict(Xt)
+        assert np.max(np.abs(ours - _native(est, Xt))) == 0.0, f"model {i}"
+
+
 def test_hist_gradient_boosting_pandas_category_dtype_matches_native(tmp_path):
     # categorical_features="from_dtype": categories come from the frame's category dtype
     rng = np.random.default_rng(32)

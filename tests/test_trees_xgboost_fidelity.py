@@ -355,3 +355,32 @@ def test_native_predict_helper_equals_booster_predict(tmp_path):
     np.testing.assert_array_equal(
         xgb_reader.native_predict(tmp_path / "m.json", Xt, NAMES), _native(booster, Xt)
     )
+
+
+def test_xgboost_category_values_other_than_codes_map_through_the_encoder(tmp_path):
+    # pandas categories [1, 2, 4, 7]: the trees split on codes 0..3; the compiled model sees
+    # raw values, so the reader maps codes back to values (3.1+ ``cats`` encoder). Values the
+    # encoder does not know (0, 3, 5, 6, 8) are missing for xgboost.
+    rng = np.random.default_rng(23)
+    cats = [1, 2, 4, 7]
+    for i in range(6):
+        X, y = _data(DATA_KINDS[i % 3], seed=250 + i)
+        X[:, 0] = rng.choice(cats, size=len(X))
+        missing = rng.random(len(X)) < 0.2
+        X[missing, 0] = np.nan
+        y = y + np.isin(X[:, 0], [2, 7]) - 0.5 * missing
+        booster = xgb.train(
+            {**_random_params(rng), "max_cat_to_onehot": 1},
+            xgb.DMatrix(_categorical_frame(X, [0], cats), y, enable_categorical=True),
+            6,
+        )
+        booster.save_model(tmp_path / "m.ubj")
+        Xt = _test_rows("nan", 250 + i).astype(np.float64)
+        Xt[:, 0] = rng.integers(0, 9, size=len(Xt))
+        Xt[rng.random(len(Xt)) < 0.1, 0] = np.nan
+        native = booster.predict(
+            xgb.DMatrix(_categorical_frame(Xt, [0], cats), enable_categorical=True)
+        )
+        _assert_exact(
+            _ours(tmp_path / "m.ubj", Xt), native.reshape(-1, 1).astype(np.float64), f"{i}"
+        )

@@ -314,3 +314,37 @@ def test_xgboost_reader_does_not_mutate_the_document(small_model):
     before = copy.deepcopy(doc)
     xgb_reader.ensemble_from_document(doc)
     assert doc == before
+
+
+def test_xgboost_reader_works_without_the_xgboost_package(tmp_path):
+    # The build reads .json / .ubj itself; xgboost is only needed for native predictions.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['xgboost'] = None\n"
+        "from builder.artifacts import xgboost as r\n"
+        f"e = r.read({str(FIXTURES / '2.1.4' / 'multi.ubj')!r})\n"
+        "print(e.n_trees, e.n_outputs)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        check=True,
+    )
+    assert out.stdout.split() == ["18", "3"]
+
+
+def test_xgboost_files_are_inferred_and_compiled_through_the_registry(small_model):
+    from builder.artifacts import infer_format
+    from builder.compile import compile_artifact
+
+    d, booster = small_model
+    assert infer_format(d / "m.json") == "xgboost"
+    assert infer_format(d / "m.ubj") == "xgboost"
+    X, _ = numerai_like(50, 5, seed=12)
+    ours = compile_artifact(d / "m.ubj", "xgboost").predict(X.astype(np.int8))
+    native = booster.predict(xgb.DMatrix(X, feature_names=NAMES)).reshape(-1, 1)
+    assert np.max(np.abs(ours - native)) == 0.0

@@ -107,7 +107,13 @@ def native_predict(path: Path, X: np.ndarray, feature_names=None) -> np.ndarray:
     path = Path(path)
     graph = read(path, feature_names)
     output_name = graph.output_names[0]
-    model = onnx.load(str(path))
+    # exports traced without a dynamic batch axis declare batch 1; onnxruntime would refuse
+    # other row counts, while the folded graph treats the first dimension as the batch
+    model = _with_symbolic_batch(onnx.load(str(path)), graph.input_name)
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            dims[0].dim_param = _BATCH_PARAM
     if output_name not in {o.name for o in model.graph.output}:
         dtype = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(np.float32))
         model.graph.output.append(onnx.helper.make_tensor_value_info(output_name, dtype, None))

@@ -52,14 +52,16 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
     """Read an XGBoost ``save_model`` file (.json or .ubj) into a ``TreeEnsemble``.
 
     ``feature_names`` (from the user's config) names the model's columns when the file records
-    none; when the file records names, they must agree.
+    none; when the file records names, the config must name the same columns (any order: the
+    IR keeps the model's order and the evaluator selects columns by name).
     """
     path = Path(path)
     return ensemble_from_document(load_document(path), feature_names, source=path.name)
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
-    """XGBoost's own predictions, ``(n_rows, n_outputs)`` float64, single thread.
+    """XGBoost's own predictions for X (columns in the model's order), ``(n_rows, n_outputs)``
+    float64, single thread.
 
     Matches what ``read`` compiles: all trees, or ``best_iteration + 1`` rounds when the file
     records an early-stopping ``best_iteration`` (as the sklearn wrapper's ``predict`` does).
@@ -111,7 +113,8 @@ def load_document(path: Path) -> dict:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ArtifactError(
-                f"{path}: not an XGBoost save_model file (neither JSON nor UBJSON)"
+                f"{path}: not an XGBoost save_model file (neither JSON nor UBJSON); for an old "
+                "binary model, load it with xgboost and re-save it as model.ubj"
             ) from exc
     if not isinstance(doc, dict) or "learner" not in doc:
         raise ArtifactError(f"{path}: not an XGBoost save_model document (no 'learner' key)")

@@ -98,6 +98,8 @@ SUPPORTED_OPS: tuple[OpSupport, ...] = (
     _ml("Imputer", notes="float and int64 replacement values"),
     _ml("Normalizer", notes="MAX, L1, L2"),
     _ml("ZipMap", notes="dropped: predictions are the probability tensor"),
+    _ml("LinearRegressor", notes="post_transform NONE"),
+    _ml("LinearClassifier", notes="post_transform NONE, LOGISTIC, SOFTMAX; one score per class"),
     _ml(
         "TreeEnsemble",
         5,
@@ -475,6 +477,33 @@ def _normalizer(node, opset, constants):
     return {"norm": node.attrs.get("norm", "MAX")}, node.inputs
 
 
+def _linear(node, opset, constants):
+    """LinearRegressor / LinearClassifier: scores = X @ coefficients.T + intercepts, float32."""
+    a = node.attrs
+    post = a.get("post_transform", "NONE")
+    allowed = ("NONE",) if node.op == "LinearRegressor" else ("NONE", "LOGISTIC", "SOFTMAX")
+    if post not in allowed:
+        raise NotSupportedYet(f"{node.op} post_transform {post} (node {node.name!r})")
+    intercepts = np.asarray(a.get("intercepts", [0.0]), dtype=np.float32)
+    coefficients = np.asarray(a["coefficients"], dtype=np.float32)
+    if node.op == "LinearRegressor":
+        n_scores = int(a.get("targets", 1))
+    else:
+        labels = a.get("classlabels_ints") or a.get("classlabels_strings")
+        n_scores = len(labels)
+        if coefficients.size // max(len(intercepts), 1) * n_scores != coefficients.size:
+            # onnxruntime expands a single binary score row into two columns; not modelled
+            raise NotSupportedYet(f"LinearClassifier with one score row for {n_scores} classes")
+    attrs = {
+        "coefficients": np.ascontiguousarray(coefficients.reshape(n_scores, -1).T),
+        "intercepts": np.broadcast_to(intercepts, (n_scores,)).astype(np.float32),
+        "post_transform": post,
+    }
+    if node.op == "LinearClassifier":
+        attrs["labels"] = np.asarray(labels)
+    return attrs, node.inputs
+
+
 def _tree_op(node, opset, constants):
     """ai.onnx.ml tree ensembles -> builder.ir.TreeEnsemble -> the tree compiler's evaluator.
 
@@ -763,6 +792,8 @@ _PREPARE = {
     "Scaler": _scaler,
     "Imputer": _imputer,
     "Normalizer": _normalizer,
+    "LinearRegressor": _linear,
+    "LinearClassifier": _linear,
     "TreeEnsemble": _tree_op,
     "TreeEnsembleRegressor": _tree_op,
     "TreeEnsembleClassifier": _tree_op,

@@ -115,16 +115,21 @@ def _global_nodes(ens: TreeEnsemble, acc_dtype) -> tuple[dict, np.ndarray]:
             f"{len(ens.feature_names)} features"
         )
     zam = np.asarray(ens.zero_as_missing, dtype=bool)
+    # Leaves never read their threshold and internal nodes never read their value, so one
+    # float64 array serves as both when the accumulation is double (a smaller pickle).
+    payload = np.where(is_leaf, np.asarray(ens.leaf_value, dtype=np.float64), ens.threshold)
+    value = payload if acc_dtype == np.float64 else np.asarray(ens.leaf_value).astype(acc_dtype)
+    small = len(ens.feature_names) < np.iinfo(np.int16).max
     nodes = {
-        "feature": feature,
-        "threshold": np.asarray(ens.threshold, dtype=np.float64),
+        "feature": feature.astype(np.int16) if small else feature,
+        "threshold": payload,
         "left": left.astype(np.int32),
         "right": right.astype(np.int32),
         "default_left": np.asarray(ens.default_left, dtype=bool),
         "nan_as_zero": np.asarray(ens.nan_as_zero, dtype=bool),
         "zero_as_missing": zam,
         "any_zero_as_missing": bool(zam.any()),
-        "value": np.asarray(ens.leaf_value).astype(acc_dtype),
+        "value": value,
         "is_categorical": None,
         "cat_offsets": None,
         "cat_words": None,

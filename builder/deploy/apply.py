@@ -126,7 +126,7 @@ def apply_plan(
                     say,
                     validation_timeout,
                     poll_interval,
-                )  # fmt: skip
+                )
             )
         except NmrError as error:
             say(change.slot, f"failed: {error}")

@@ -499,6 +499,19 @@ def _normalizer(args, attrs):
     return ((x / d).astype(np.float32, copy=False),)
 
 
+def _linear_regressor(args, attrs):
+    x = np.asarray(args[0], dtype=np.float32)
+    return (x @ attrs["coefficients"] + attrs["intercepts"],)
+
+
+def _linear_classifier(args, attrs):
+    x = np.asarray(args[0], dtype=np.float32)
+    scores = x @ attrs["coefficients"] + attrs["intercepts"]
+    scores = _post_transform(scores, attrs["post_transform"])
+    labels = np.asarray(attrs["labels"])[np.argmax(scores, axis=1)]
+    return (labels, scores)
+
+
 def _tree_ensemble(args, attrs):
     # attrs["evaluator"] is a builder.kernels.trees evaluator (float32 accumulation, identity
     # transform); onnxruntime applies post_transform to the float32 scores
@@ -588,6 +601,8 @@ _OPS = {
     "Scaler": _scaler,
     "Imputer": _imputer,
     "Normalizer": _normalizer,
+    "LinearRegressor": _linear_regressor,
+    "LinearClassifier": _linear_classifier,
     "TreeEnsemble": _tree_ensemble,
     "TreeEnsembleRegressor": _tree_ensemble,
     "TreeEnsembleClassifier": _tree_ensemble_classifier,

@@ -67,7 +67,12 @@ class SandboxServer:
         self._http.daemon_threads = True
         self._http.sandbox = self
         self._thread: threading.Thread | None = None
-        self.worker.resume_unfinished()
+        # Only the first server on a directory resumes validations a killed server left
+        # unfinished; a second one (e.g. `nmr status --sandbox` during an apply) must not run
+        # them twice.
+        self._resume_lock = _try_lock(self.store.directory / "worker.lock")
+        if self._resume_lock is not None:
+            self.worker.resume_unfinished()
 
     @property
     def url(self) -> str:
@@ -94,6 +99,8 @@ class SandboxServer:
         self._http.server_close()
         self.worker.stop()
         self.store.close()
+        if self._resume_lock is not None:
+            self._resume_lock.close()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -195,9 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 spec = json.loads(body or b"{}")
                 self.sandbox.inject_fault(
-                    spec["target"], spec["kind"], int(spec.get("times", 1)),
+                    spec["target"],
+                    spec["kind"],
+                    int(spec.get("times", 1)),
                     float(spec.get("seconds", 5.0)),
-                )  # fmt: skip
+                )
             except (ValueError, KeyError, TypeError) as error:
                 self._send_json(400, {"error": str(error)})
                 return
@@ -279,6 +288,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             self.close_connection = True
+
+
+def _try_lock(path: Path):
+    """An exclusive lock on ``path`` held by the returned handle, or None when taken."""
+    import fcntl
+
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def _root_field(query) -> str:
