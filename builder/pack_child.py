@@ -12,6 +12,7 @@ Only the standard library, numpy and cloudpickle are used here (what the env hol
 
 import hashlib
 import importlib.abc
+import importlib.metadata
 import importlib.util
 import inspect
 import json
@@ -196,6 +197,4 @@ def pin_class_tracker_ids(source_digest: str) -> None:
 
 
 if __name__ == "__main__":
-    import importlib.metadata
-
     main(Path(sys.argv[1]), Path(sys.argv[2]))

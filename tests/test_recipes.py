@@ -150,7 +150,13 @@ def test_recipe_builds_and_passes_nmr_test_with_exact_fidelity(trained):
     assert tested.returncode == 0, tested.stdout + tested.stderr
     [outcome] = json.loads(tested.stdout)
     assert outcome["slot"] == slot and outcome["ok"], outcome["problems"]
-    assert outcome["run"]["ok"]
+    assert outcome["run"]["statuses"] == ["Pending", "Running", "Validating", "Success"]
+    fidelity = outcome["fidelity"]["members"]
+    assert [m["format"] for m in fidelity] == [fmt for fmt, _, _ in RECIPES[name]["members"]]
+    for member in fidelity:
+        assert member["ok"], member
+        if member["format"] != "onnx":  # trees are exact; ONNX matrix products are float32-close
+            assert member["max_abs_diff"] == 0.0, member
 
 
 @pytest.mark.slow

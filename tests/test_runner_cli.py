@@ -18,6 +18,14 @@ from tests.bad_pickles import support
 pytest.importorskip("lightgbm")
 
 
+@pytest.fixture(autouse=True)
+def _scratch_in_pytest_tmp(tmp_path, monkeypatch):
+    """run_pickle's scratch directories (and default output) go to pytest's tmp tree."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """`nmr init --example` then `nmr build`: both slots in build/<slot>/model.pkl."""

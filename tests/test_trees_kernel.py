@@ -385,3 +385,31 @@ def test_pickled_evaluator_predicts_without_the_builder_package(tmp_path):
         check=True,
     )
     assert np.array_equal(np.load(tmp_path / "out.npy"), evaluator.predict(X))
+
+
+def test_mixed_depths_split_into_strategy_chunks_and_keep_tree_order():
+    shallow, deep = deep_chain_tree(2), deep_chain_tree(BITS_MAX_DEPTH + 3)
+    trees = [shallow, deep, deep, shallow, shallow, deep]
+    offsets = np.cumsum([0] + [len(t["split_feature"]) for t in trees])
+    n = int(offsets[-1])
+    rng = np.random.default_rng(4)
+    ens = TreeEnsemble(
+        library="test",
+        feature_names=("f0",),
+        tree_offsets=offsets,
+        tree_class=np.zeros(len(trees), np.int32),
+        split_feature=np.concatenate([t["split_feature"] for t in trees]),
+        threshold=np.concatenate([t["threshold"] for t in trees]),
+        left_child=np.concatenate([t["left_child"] for t in trees]),
+        right_child=np.concatenate([t["right_child"] for t in trees]),
+        default_left=np.zeros(n, bool),
+        nan_as_zero=np.zeros(n, bool),
+        zero_as_missing=np.zeros(n, bool),
+        leaf_value=rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n),
+        n_outputs=1,
+        init=np.zeros(1),
+    )
+    evaluator = compile_trees(ens)
+    assert [c["kind"] for c in evaluator.classes[0]] == ["bits", "walk", "bits", "walk"]
+    X = np.arange(0, 14)[:, None].astype(np.int8)
+    assert np.array_equal(evaluator.predict_raw(X), compile_trees(ens, "walk").predict_raw(X))

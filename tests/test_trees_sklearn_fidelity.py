@@ -340,3 +340,30 @@ def test_pickled_xgboost_and_lightgbm_regressors_match_their_predict(tmp_path):
             est.predict(pd.DataFrame(Xt.astype(np.float64), columns=NAMES)), dtype=np.float64
         )
         assert np.max(np.abs(ours - native.reshape(-1, 1))) == 0.0, f"{type(est).__name__} {i}"
+
+
+@pytest.mark.slow
+def test_sklearn_larger_ensembles_match_native_exactly(tmp_path):
+    # Numerai-sized ensembles (20 features, 1,500 training rows, 3,000 test rows)
+    names = feature_names(20)
+    makers = [
+        lambda: ensemble.RandomForestRegressor(60, max_depth=10, random_state=0),
+        lambda: ensemble.ExtraTreesClassifier(40, random_state=0),
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=150, max_depth=4, random_state=0),
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=40, max_depth=3, random_state=0),
+        lambda: ensemble.HistGradientBoostingRegressor(max_iter=150, random_state=0),
+        lambda: ensemble.HistGradientBoostingClassifier(max_iter=40, random_state=0),
+    ]
+    for i, make in enumerate(makers):
+        est = make()
+        kind = "float" if type(est).__name__.startswith("Gradient") else DATA_KINDS[i % 3]
+        nan = 0.1 if kind == "nan" else 0.0
+        X, y = numerai_like(1500, 20, seed=i, nan_fraction=nan, float_noise=kind == "float")
+        est.fit(X, np.round(y * 4).astype(int) if hasattr(est, "predict_proba") else y)
+        joblib.dump(est, tmp_path / "big.joblib")
+        Xt, _ = numerai_like(3000, 20, seed=i + 99, nan_fraction=nan, float_noise=kind == "float")
+        if kind == "int8":
+            Xt = Xt.astype(np.int8)
+        ours = compile_model(sk_reader.read(tmp_path / "big.joblib", names)).predict(Xt)
+        diff = np.max(np.abs(ours - _native(est, Xt)))
+        assert diff == 0.0, f"{type(est).__name__}: max diff {diff}"

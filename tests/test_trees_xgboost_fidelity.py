@@ -384,3 +384,42 @@ def test_xgboost_category_values_other_than_codes_map_through_the_encoder(tmp_pa
         _assert_exact(
             _ours(tmp_path / "m.ubj", Xt), native.reshape(-1, 1).astype(np.float64), f"{i}"
         )
+
+
+@pytest.mark.slow
+def test_xgboost_larger_models_match_native_exactly(tmp_path):
+    # Numerai-sized trees (depth up to 8, hundreds of rounds, 20 features, 3,000 rows): rare
+    # float32 ties in accumulation or transforms would show up here first.
+    names = feature_names(20)
+    rng = np.random.default_rng(77)
+    objectives = ["reg:squarederror", "binary:logistic", "multi:softprob", "count:poisson"]
+    for i in range(8):
+        kind = DATA_KINDS[i % 3]
+        nan = 0.1 if kind == "nan" else 0.0
+        X, y = numerai_like(1500, 20, seed=i, nan_fraction=nan, float_noise=kind == "float")
+        objective = objectives[i % 4]
+        label = {
+            "reg:squarederror": y,
+            "binary:logistic": (y > 0.5) * 1,
+            "multi:softprob": np.round(y * 4),
+            "count:poisson": np.round(y * 5),
+        }[objective]
+        params = {
+            "objective": objective,
+            "max_depth": int(rng.integers(4, 9)),
+            "eta": float(rng.choice([0.01, 0.1])),
+            "subsample": 0.8,
+            "nthread": 1,
+        }
+        if objective == "multi:softprob":
+            params["num_class"] = 5
+        if i == 5:
+            params.update(booster="dart", rate_drop=0.2)
+        booster = xgb.train(params, xgb.DMatrix(X, label, feature_names=names), 150)
+        booster.save_model(tmp_path / "big.ubj")
+        Xt, _ = numerai_like(3000, 20, seed=i + 99, nan_fraction=nan, float_noise=kind == "float")
+        if kind == "int8":
+            Xt = Xt.astype(np.int8)
+        native = booster.predict(xgb.DMatrix(Xt.astype(np.float64), feature_names=names))
+        ours = compile_model(xgb_reader.read(tmp_path / "big.ubj")).predict(Xt)
+        _assert_exact(ours, native.reshape(len(Xt), -1).astype(np.float64), f"{objective} {i}")

@@ -12,6 +12,7 @@ j % num_tree_per_iteration), divided by the iteration count for random forests
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -123,8 +124,17 @@ def _text_forest(trees: list[dict], path: Path) -> dict:
     n_internal = np.maximum(num_leaves - 1, 0)
 
     def field(key, conv, dtype, expected):
-        parts = " ".join(t.get(key, "") for t in trees).split()
-        values = np.fromiter(map(conv, parts), dtype=dtype, count=len(parts))
+        joined = " ".join(t.get(key, "") for t in trees)
+        if conv is int:
+            # C-level integer parsing (several times faster than int() per token); a bad
+            # token stops it early, which the count check below reports
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                values = np.fromstring(joined, dtype=dtype, sep=" ") if joined.strip() else []
+            values = np.asarray(values, dtype=dtype)
+        else:
+            parts = joined.split()
+            values = np.fromiter(map(conv, parts), dtype=dtype, count=len(parts))
         if len(values) != expected.sum():
             counts = [len(t.get(key, "").split()) for t in trees]
             bad = next(i for i, c in enumerate(counts) if c != expected[i])

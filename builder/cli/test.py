@@ -217,6 +217,13 @@ def _diagnose(outcome, project, model, pickle, env_python, live, quiet) -> None:
 
 def _run(name, pickle, env_python, live, benchmarks, limits, tag, output_dir, quiet) -> RunResult:
     statuses: list[str] = []
+
+    def show(status: str) -> None:
+        # the status line grows as the run advances (a run may take up to the 10-minute limit)
+        if not quiet:
+            typer.echo(f"{name}: {status}" if not statuses else f" -> {status}", nl=False)
+        statuses.append(status)
+
     git_ref = tag.split(":", 1)[1] if ":" in tag else "latest"
     result = run_pickle(
         pickle,
@@ -227,20 +234,21 @@ def _run(name, pickle, env_python, live, benchmarks, limits, tag, output_dir, qu
         output_dir=output_dir,
         debug=debug_enabled(),
         git_ref=git_ref,
-        on_status=statuses.append,
+        on_status=show,
     )
-    _print_run(name, result, quiet)
+    _print_run(name, result, quiet, streamed=True)
     return result
 
 
-def _print_run(name: str, run: RunResult, quiet: bool) -> None:
+def _print_run(name: str, run: RunResult, quiet: bool, streamed: bool = False) -> None:
+    """The rest of the status line (``streamed``: the statuses are already printed), then
+    notes, and on failure the reason and predict.py's log."""
     if quiet:
         return
     rss = f"{run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else "-"
     rows = run.rows if run.rows is not None else "-"
-    typer.echo(
-        f"{name}: {' -> '.join(run.statuses)}  wall {run.wall_time_s:.2f}s  peak RSS {rss}  rows {rows}"
-    )
+    head = "" if streamed else f"{name}: {' -> '.join(run.statuses)}"
+    typer.echo(f"{head}  wall {run.wall_time_s:.2f}s  peak RSS {rss}  rows {rows}")
     for note in run.notes:
         typer.echo(f"  note: {note}")
     if run.predictions_path is not None:

@@ -290,18 +290,24 @@ def _small_codes(xs: np.ndarray) -> tuple[np.ndarray, int, bool] | None:
         return xs.astype(np.uint8), hi, False
     if xs.dtype.kind != "f":
         return None
-    nan = np.isnan(xs)
-    has_nan = bool(nan.any())
-    filled = np.where(nan, 0, xs) if has_nan else xs
-    lo, hi = filled.min(), filled.max()
-    if not (lo >= 0 and hi < MAX_CODE):
+    # cast first (out-of-range floats and NaN cast to arbitrary bytes, caught by the equality
+    # test); integral data then costs three passes instead of a NaN / min / max scan each
+    with np.errstate(invalid="ignore", over="ignore"):
+        codes = xs.astype(np.uint8)
+    exact = codes == xs
+    has_nan = False
+    if not exact.all():
+        nan = np.isnan(xs)
+        if not (exact | nan).all():
+            return None  # fractions, negatives, large values or infinities
+        has_nan = bool(nan.any())
+        codes[nan] = 0
+    top = int(codes.max())
+    if top >= MAX_CODE:
         return None
-    codes = filled.astype(np.uint8)
-    if not np.array_equal(codes, filled):
-        return None  # fractional values
     if has_nan:
         codes[nan] = NAN_CODE
-    return codes, int(hi), has_nan
+    return codes, top, has_nan
 
 
 def _bits_accumulate(chunk: dict, bits: np.ndarray, acc: np.ndarray, n: int) -> np.ndarray:
