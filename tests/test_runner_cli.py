@@ -143,7 +143,7 @@ def test_the_nmr_console_script_exits_1_when_a_pickle_times_out(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "NMR_CONFIG": ""},
+        env={**os.environ, "NMR_CONFIG": "", "TMPDIR": str(tmp_path)},
         check=False,
     )
     assert done.returncode == 1, done.stderr

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from builder.runner.limits import MIB, Limits, network_isolation, preexec, tree_rss_bytes
+from builder.runner.limits import MIB, Limits, child_env, network_isolation, tree_rss_bytes
 from builder.runner.limits import wrap_command as _wrap_command
 from builder.runner.submission import SubmissionCheck, validate_submission_csv
 
@@ -181,7 +181,7 @@ def _run_in(
     if debug:
         argv.append("--debug")
     argv, extra_env = _wrap_command(argv, limits)
-    env = _child_env(git_ref, extra_env)
+    env = _child_env(git_ref, {**extra_env, **child_env(limits)})
 
     advance(RUNNING)
     log_path = work / "predict.log"
@@ -260,7 +260,6 @@ def _supervise(argv, env, cwd: Path, log_path: Path, limits: Limits) -> _Outcome
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=preexec(limits),
         )
     peak = 0
     killed_for = None

@@ -5,12 +5,13 @@ Numerai documents 1 CPU, 4 GB of RAM, up to 10 minutes and no internet for a mod
 container enforces them with cgroups; here we use what an unprivileged-or-root Linux process
 can do without touching cgroups:
 
-* CPU: ``sched_setaffinity`` to ``cpus`` cores (the container uses a CFS quota instead, so a
-  multi-threaded library sees the host's core count there but only one core here).
+* CPU: ``sched_setaffinity`` to ``cpus`` cores, done by the child itself before numpy loads
+  (``child_env``; the container uses a CFS quota instead, so a multi-threaded library sees
+  the host's core count there but only one core here).
 * Memory: the runner samples the child's resident set (and its descendants') and kills it
   past ``memory_mb`` ("Out of memory", like the cgroup OOM killer); RLIMIT_AS is set to
-  ``memory_mb + address_space_headroom_mb`` as a backstop against allocations too fast to
-  sample. The headroom exists because numpy/pandas/pyarrow reserve ~0.5 GB of address space
+  ``memory_mb + address_space_headroom_mb`` (by the child, like the affinity) as a backstop
+  against allocations too fast to sample. The headroom exists because numpy/pandas/pyarrow reserve ~0.5 GB of address space
   they never touch (measured: Python 3.12 + pandas 2.3 + a 6720 x 2748 int8 parquet: VmSize
   790 MB, RSS 230 MB).
 * Wall time: SIGKILL to the whole process group after ``timeout_s`` ("Timeout").
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -58,23 +58,19 @@ def wrap_command(argv: list[str], limits: Limits) -> tuple[list[str], dict[str, 
     return argv, {"NMR_BLOCK_NETWORK": "1"}
 
 
-def preexec(limits: Limits):
-    """A ``preexec_fn`` applying CPU affinity and the address-space backstop in the child."""
-    cpu_set = None
+def child_env(limits: Limits) -> dict[str, str]:
+    """Environment telling predict_child.py which cores and address space to allow itself.
+
+    The child applies them first thing, before numpy loads (see predict_child.py).
+    """
+    env: dict[str, str] = {}
     if limits.cpus is not None and hasattr(os, "sched_getaffinity"):
         available = sorted(os.sched_getaffinity(0))
-        cpu_set = set(available[: max(1, limits.cpus)])
-    address_space = None
+        env["NMR_CPU_LIST"] = ",".join(str(c) for c in available[: max(1, limits.cpus)])
     if limits.memory_mb is not None:
         address_space = (limits.memory_mb + limits.address_space_headroom_mb) * MIB
-
-    def apply() -> None:
-        if cpu_set is not None:
-            os.sched_setaffinity(0, cpu_set)
-        if address_space is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
-    return apply
+        env["NMR_ADDRESS_SPACE_BYTES"] = str(address_space)
+    return env
 
 
 def tree_rss_bytes(pid: int) -> int:

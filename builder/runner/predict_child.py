@@ -12,18 +12,37 @@ real script, all deliberate:
     network, the runner always stages local files;
   * ``--post_url`` upload is not emulated (the runner reads the CSV from --output_dir);
   * when NMR_BLOCK_NETWORK=1 sockets are disabled before the pickle is loaded (the fallback
-    when the runner cannot put the process in an empty network namespace).
+    when the runner cannot put the process in an empty network namespace);
+  * NMR_CPU_LIST / NMR_ADDRESS_SPACE_BYTES pin the process to those cores and cap its
+    address space before numpy and pandas are imported (so OpenBLAS sizes its thread pool
+    for the pinned cores). Applying them here rather than in a ``preexec_fn`` keeps the
+    runner safe to call from threads (the sandbox's validation worker does).
 """
 
-import argparse
-import logging
 import os
-import pickle
-import secrets
-import sys
-from inspect import signature
+import resource
 
-import pandas as pd
+
+def _apply_limits():
+    cpus = os.environ.get("NMR_CPU_LIST")
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+    address_space = os.environ.get("NMR_ADDRESS_SPACE_BYTES")
+    if address_space:
+        limit = int(address_space)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+_apply_limits()
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import pickle  # noqa: E402
+import secrets  # noqa: E402
+import sys  # noqa: E402
+from inspect import signature  # noqa: E402
+
+import pandas as pd  # noqa: E402
 
 HELP_RULE = "-" * 80
 
