@@ -53,6 +53,8 @@ RECIPES = {
 }
 README_COMMANDS = "python train.py && nmr validate && nmr build && nmr test"
 NMR = [sys.executable, "-c", "from builder.cli import main; main()"]
+# What train.py, nmr build/test/apply write into a recipe (recipes/.gitignore lists them).
+GENERATED = {"data", "artifacts", "build", ".nmr", "__pycache__", "numerai.lock"}
 
 
 @pytest.fixture(scope="module", params=sorted(RECIPES))
@@ -76,7 +78,7 @@ def test_train_writes_the_artifacts_numerai_yaml_names(trained):
 
 def test_train_writes_only_paths_the_recipes_gitignore_ignores(trained):
     name, project = trained
-    shipped = {p.name for p in (RECIPES_DIR / name).iterdir()}
+    shipped = {p.name for p in (RECIPES_DIR / name).iterdir()} - GENERATED
     generated = {p.name for p in project.iterdir()} - shipped
     assert generated <= {"data", "artifacts", "__pycache__"}
     ignored = _git_check_ignore([f"recipes/{name}/{entry}/x" for entry in generated])
@@ -185,7 +187,7 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def _generated_outputs(directory: str, names: list[str]) -> list[str]:
     """Leave out what a developer's own run of the recipe left behind in the checkout."""
-    return [n for n in names if n in {"data", "artifacts", "build", ".nmr", "__pycache__"}]
+    return [n for n in names if n in GENERATED]
 
 
 def _git_check_ignore(paths: list[str]) -> set[str]:
