@@ -46,7 +46,9 @@ def main() -> None:
         rss = {"production limits": [], "no limits": []}
         for _ in range(REPEATS):
             for name, limits in (("production limits", Limits()), ("no limits", UNLIMITED)):
-                result = run_pickle(pickles["good"], env.python, live, limits=limits)
+                result = run_pickle(
+                    pickles["good"], env.python, live, limits=limits, output_dir=tmp / "out"
+                )
                 assert result.ok, result.log
                 timings[name].append(result.wall_time_s)
                 rss[name].append(result.peak_rss_mb)

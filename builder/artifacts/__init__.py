@@ -62,3 +62,41 @@ def infer_format(path: Path) -> str | None:
 def read(path: Path, fmt: str, feature_names=None):
     """Read an artifact into IR."""
     return reader(fmt).read(Path(path), feature_names)
+
+
+def bind_feature_names(recorded, given, width: int | None, source: str) -> list[str]:
+    """The model's input columns in training order, checked against the config's list.
+
+    ``recorded``: names stored in the artifact (empty/None when it has none); ``given``: the
+    config's list (None when absent); ``width``: the model's input count when known. The
+    evaluator selects columns by name in the model's order, so the config may list the same
+    columns in any order, but it must name exactly the model's columns.
+    """
+    recorded = [str(name) for name in recorded] if recorded else []
+    given = [str(name) for name in given] if given is not None else None
+    if recorded:
+        if given is not None and given != recorded:
+            given_set, recorded_set = set(given), set(recorded)
+            missing = [name for name in recorded if name not in given_set]
+            extra = [name for name in given if name not in recorded_set]
+            if missing or extra:
+                what = (
+                    f"including {missing[0]!r}, which the config does not list"
+                    if missing
+                    else f"but the config lists {extra[0]!r}, which the model does not use"
+                )
+                raise NmrError(
+                    f"{source}: the model was trained on {len(recorded)} features {what} "
+                    f"({len(missing)} missing, {len(extra)} extra)"
+                )
+        return recorded
+    if given is None:
+        raise NmrError(
+            f"{source}: the model records no feature names; list them (in training order) "
+            "under the model's features in numerai.yaml"
+        )
+    if width and len(given) != width:
+        raise NmrError(
+            f"{source}: the model was trained on {width} features but the config lists {len(given)}"
+        )
+    return given

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.artifacts import bind_feature_names
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -362,37 +363,11 @@ def _tree_proba_normalizes() -> bool:
 
 
 def _feature_names(est, given, source: str) -> list[str]:
-    n = int(est.n_features_in_)
+    # an estimator fitted on a DataFrame records feature_names_in_; on an array it does not
     recorded = getattr(est, "feature_names_in_", None)
-    given = [str(v) for v in given] if given is not None else None
-    if recorded is not None:
-        recorded = [str(v) for v in recorded]
-        if given is not None and given != recorded:
-            # The evaluator selects columns by name in the model's order, so the config may
-            # list them in any order, but it must name the same columns.
-            missing = [n for n in recorded if n not in set(given)]
-            extra = [n for n in given if n not in set(recorded)]
-            if missing or extra:
-                raise NmrError(
-                    f"{source}: the model was trained on {len(recorded)} features "
-                    + (
-                        f"including {missing[0]!r}, which the config does not list"
-                        if missing
-                        else f"but the config lists {extra[0]!r}, which the model does not use"
-                    )
-                    + f" ({len(missing)} missing, {len(extra)} extra)"
-                )
-        return recorded
-    if given is None:
-        raise NmrError(
-            f"{source}: the model records no feature names (it was fitted on an array); list "
-            "them (in training order) under the model's features in numerai.yaml"
-        )
-    if len(given) != n:
-        raise NmrError(
-            f"{source}: the model was trained on {n} features but the config lists {len(given)}"
-        )
-    return given
+    return bind_feature_names(
+        list(recorded) if recorded is not None else None, given, int(est.n_features_in_), source
+    )
 
 
 def _sk_tree_arrays(tree, leaf: np.ndarray, nan_follows_flag: bool) -> dict:

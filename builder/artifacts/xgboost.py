@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import ubjson
-from builder.errors import ArtifactError, NmrError, NotSupportedYet
+from builder.artifacts import bind_feature_names, ubjson
+from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "xgboost"
@@ -260,37 +260,7 @@ def _best_rounds(learner: dict) -> int | None:
 
 
 def _feature_names(learner: dict, given, num_feature: int, source: str) -> list[str]:
-    recorded = [str(n) for n in (learner.get("feature_names") or [])]
-    if given is not None:
-        given = [str(n) for n in given]
-    if recorded:
-        if given is not None and given != recorded:
-            # The evaluator selects columns by name in the model's order, so the config may
-            # list them in any order, but it must name the same columns.
-            missing = [n for n in recorded if n not in set(given)]
-            extra = [n for n in given if n not in set(recorded)]
-            if missing or extra:
-                raise NmrError(
-                    f"{source}: the model was trained on {len(recorded)} features "
-                    + (
-                        f"including {missing[0]!r}, which the config does not list"
-                        if missing
-                        else f"but the config lists {extra[0]!r}, which the model does not use"
-                    )
-                    + f" ({len(missing)} missing, {len(extra)} extra)"
-                )
-        return recorded
-    if given is None:
-        raise NmrError(
-            f"{source}: the model records no feature names; list them (in training order) "
-            "under the model's features in numerai.yaml"
-        )
-    if num_feature and len(given) != num_feature:
-        raise NmrError(
-            f"{source}: the model was trained on {num_feature} features but the config lists "
-            f"{len(given)}"
-        )
-    return given
+    return bind_feature_names(learner.get("feature_names"), given, num_feature, source)
 
 
 def _base_score(mparam: dict, n_groups: int, source: str) -> np.ndarray:
