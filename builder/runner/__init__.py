@@ -24,10 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.runner.limits import MIB, Limits, child_env, network_isolation, tree_rss_bytes
 from builder.runner.limits import wrap_command as _wrap_command
-from builder.runner.submission import SubmissionCheck, validate_submission_csv
+
+if TYPE_CHECKING:  # submission imports pandas; the CLI imports this module at start-up
+    from builder.runner.submission import SubmissionCheck
 
 __all__ = [
     "Limits",
@@ -224,6 +227,8 @@ def _run_in(
         advance(FAILED)
         return result
     result.predictions_path = csvs[-1]
+    from builder.runner.submission import validate_submission_csv
+
     check = validate_submission_csv(result.predictions_path, live_ids)
     result.submission = check
     result.rows = check.rows
