@@ -1,16 +1,24 @@
 """`nmr` command line. Each module under builder/cli/ registers its commands on ``app``.
 
-Importing a command module registers its commands (one module per stage).
+The modules are imported in the order of a project's life (write the config, build, test,
+deploy), which is the order ``nmr --help`` lists the commands in.
 """
 
 from __future__ import annotations
 
-from builder.cli import build as _build  # noqa: F401  build, inspect, runtimes
-from builder.cli import deploy as _deploy  # noqa: F401  plan, apply, status, logs
-from builder.cli import project as _project  # noqa: F401  init, validate, data
-from builder.cli import sandbox as _sandbox  # noqa: F401  sandbox serve, sandbox account
-from builder.cli import test as _test  # noqa: F401  test
+import importlib
+
 from builder.cli.app import app
+
+STAGES = (
+    "builder.cli.project",  # init, validate, data
+    "builder.cli.build",  # build, inspect, runtimes
+    "builder.cli.test",  # test
+    "builder.cli.deploy",  # plan, apply, status, logs
+    "builder.cli.sandbox",  # sandbox serve, sandbox account
+)
+for _stage in STAGES:
+    importlib.import_module(_stage)
 
 
 def main() -> None:
