@@ -241,16 +241,26 @@ def _post_step(project: Project, model: ModelConfig, step: Step):
 
 
 def _read_train_columns(train: Path, columns: list[str], model: ModelConfig) -> np.ndarray:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    available = set(pq.read_schema(train).names)
+    try:
+        available = set(pq.read_schema(train).names)
+    except (pa.ArrowException, OSError) as error:  # truncated / not parquet: ArrowInvalid
+        raise NmrError(
+            f"{train}: data.train is not a readable parquet file ({error}); models.{model.slot} "
+            "fits its preprocessing on it"
+        ) from error
     missing = [c for c in columns if c not in available]
     if missing:
         raise NmrError(
             f"{train}: data.train lacks {len(missing)} column(s) models.{model.slot} uses, "
             f"e.g. {', '.join(missing[:5])}"
         )
-    table = pq.read_table(train, columns=columns)
+    try:
+        table = pq.read_table(train, columns=columns)
+    except (pa.ArrowException, OSError) as error:  # a footer that reads but corrupt pages
+        raise NmrError(f"{train}: data.train could not be read ({error})") from error
     return table.to_pandas().to_numpy(dtype=np.float64, na_value=np.nan)
 
 

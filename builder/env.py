@@ -47,34 +47,44 @@ class Env:
     packages: dict[str, str] = field(default_factory=dict)  # installed distributions -> version
 
 
-def ensure_env(runtime_tag: str, python: str | os.PathLike | None = None) -> Env:
+def ensure_env(
+    runtime_tag: str, python: str | os.PathLike | None = None, extras: tuple[str, ...] = ()
+) -> Env:
     """The venv for a runtime, created on first use and verified on every reuse.
 
     ``python`` picks the base interpreter (must be the runtime's minor version); by default a
-    pyenv or system interpreter of that version is used. Safe to call from several processes at
-    once: creation happens under a file lock.
+    pyenv or system interpreter of that version is used. ``extras`` names more distributions of
+    the image's package list to install at the image's pins (a derived env, cached apart from
+    the base env; used to test hand-made pickles, see builder/envextras.py). Safe to call from
+    several processes at once: creation happens under a file lock.
     """
     runtime = runtimes.get(runtime_tag)
-    memo_key = (runtime.tag, str(python) if python is not None else None, str(cache_dir()))
+    extra_pins = _extra_pins(runtime, extras)
+    memo_key = (
+        runtime.tag,
+        str(python) if python is not None else None,
+        str(cache_dir()),
+        tuple(extra_pins),
+    )
     if memo_key in _VERIFIED and (_VERIFIED[memo_key].path / MARKER).exists():
         return _VERIFIED[memo_key]  # verified earlier in this process
     base, base_version = _base_interpreter(runtime, python)
-    key = env_key(runtime, base, base_version)
+    key = env_key(runtime, base, base_version, tuple(extra_pins))
     path = cache_dir() / "envs" / key
-    env = _verified(path, runtime)
+    env = _verified(path, runtime, extra_pins)
     if env is not None:
         _VERIFIED[memo_key] = env
         return env
     path.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(path.with_name(key + ".lock")):
-        env = _verified(path, runtime)  # another process may have finished it meanwhile
+        env = _verified(path, runtime, extra_pins)  # another process may have finished it
         if env is None:
-            _create(path, runtime, base)
-            env = _verified(path, runtime)
+            _create(path, runtime, base, extra_pins)
+            env = _verified(path, runtime, extra_pins)
         if env is None:
             raise NmrError(
                 f"the env for {runtime.tag} at {path} does not hold the pinned "
-                f"{_pin_text(runtime)} after installing them"
+                f"{_pin_text(runtime, extra_pins)} after installing them"
             )
     _VERIFIED[memo_key] = env
     return env
@@ -89,6 +99,12 @@ def find_python(minor: str) -> Path | None:
     return None
 
 
+def normalize_distribution(name: str) -> str:
+    """A distribution name as the runtime catalog spells it (PEP 503: lower case, runs of
+    ``-_.`` as one ``-``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def cache_dir() -> Path:
     """nmr's cache root: $NMR_CACHE_DIR, else $XDG_CACHE_HOME/nmr, else ~/.cache/nmr."""
     if os.environ.get("NMR_CACHE_DIR"):
@@ -98,8 +114,11 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "nmr"
 
 
-def env_key(runtime: runtimes.Runtime, base: Path, base_version: str) -> str:
-    """Cache key: Python version, base interpreter and every pin the install depends on."""
+def env_key(
+    runtime: runtimes.Runtime, base: Path, base_version: str, extras: tuple[str, ...] = ()
+) -> str:
+    """Cache key: Python version, base interpreter and every pin the install depends on
+    (``extras``: the derived env's added distributions; none keeps the base env's key)."""
     payload = {
         "python": runtime.python,
         "python_version": base_version,
@@ -107,6 +126,8 @@ def env_key(runtime: runtimes.Runtime, base: Path, base_version: str) -> str:
         "install": runtime.bundle_pins,
         "constraints": runtime.pins,
     }
+    if extras:
+        payload["extras"] = {name: runtime.pins[name] for name in sorted(extras)}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return f"py{runtime.python}-{digest[:16]}"
 
@@ -210,7 +231,7 @@ print(json.dumps({"python_version": "%d.%d.%d" % sys.version_info[:3],
 """
 
 
-def _verified(path: Path, runtime: runtimes.Runtime) -> Env | None:
+def _verified(path: Path, runtime: runtimes.Runtime, extras: dict | None = None) -> Env | None:
     """The env at ``path`` if it is complete and holds the runtime's pins, else None."""
     if not (path / MARKER).exists():
         return None
@@ -228,7 +249,8 @@ def _verified(path: Path, runtime: runtimes.Runtime) -> Env | None:
     if probe is None or _minor(probe["python_version"]) != runtime.python:
         return None
     packages = probe["packages"]
-    if any(packages.get(name) != version for name, version in runtime.bundle_pins.items()):
+    wanted = {**runtime.bundle_pins, **(extras or {})}
+    if any(packages.get(name) != version for name, version in wanted.items()):
         return None
     return Env(
         runtime=runtime.tag,
@@ -239,11 +261,12 @@ def _verified(path: Path, runtime: runtimes.Runtime) -> Env | None:
     )
 
 
-def _create(path: Path, runtime: runtimes.Runtime, base: Path) -> None:
+def _create(path: Path, runtime: runtimes.Runtime, base: Path, extras: dict[str, str]) -> None:
     if path.exists():
         shutil.rmtree(path)  # incomplete or drifted: start over
     print(
-        f"creating the Python {runtime.python} env for {runtime.tag} ({_pin_text(runtime)})",
+        f"creating the Python {runtime.python} env for {runtime.tag} "
+        f"({_pin_text(runtime, extras)})",
         file=sys.stderr,
     )
     _run([str(base), "-m", "venv", str(path)], f"create a venv with {base}")
@@ -252,7 +275,8 @@ def _create(path: Path, runtime: runtimes.Runtime, base: Path) -> None:
         constraints.write_text(
             "".join(f"{name}=={version}\n" for name, version in runtime.pins.items())
         )
-        install = [f"{name}=={version}" for name, version in runtime.bundle_pins.items()]
+        wanted = {**runtime.bundle_pins, **extras}
+        install = [f"{name}=={version}" for name, version in wanted.items()]
         _run(
             [
                 str(_venv_python(path)),
@@ -266,12 +290,13 @@ def _create(path: Path, runtime: runtimes.Runtime, base: Path) -> None:
                 str(constraints),
                 *install,
             ],
-            f"install {_pin_text(runtime)} for Python {runtime.python}",
+            f"install {_pin_text(runtime, extras)} for Python {runtime.python}",
         )
     # Written last: an env without the marker is incomplete (a crash mid-install) and is redone.
-    (path / MARKER).write_text(
-        json.dumps({"runtime": runtime.tag, "pins": runtime.bundle_pins}, indent=2) + "\n"
-    )
+    marker = {"runtime": runtime.tag, "pins": runtime.bundle_pins}
+    if extras:
+        marker["extras"] = extras
+    (path / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -294,8 +319,24 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _pin_text(runtime: runtimes.Runtime) -> str:
-    return ", ".join(f"{name}=={version}" for name, version in runtime.bundle_pins.items())
+def _pin_text(runtime: runtimes.Runtime, extras: dict | None = None) -> str:
+    wanted = {**runtime.bundle_pins, **(extras or {})}
+    return ", ".join(f"{name}=={version}" for name, version in wanted.items())
+
+
+def _extra_pins(runtime: runtimes.Runtime, extras) -> dict[str, str]:
+    """``extras`` as distribution -> the image's pin, sorted, without the bundle packages."""
+    pins = {}
+    for name in extras:
+        normalized = normalize_distribution(name)
+        if normalized not in runtime.pins:
+            raise NmrError(
+                f"{name} is not in the image {runtime.tag} (`nmr runtimes --json` lists its "
+                "packages)"
+            )
+        if normalized not in runtime.bundle_pins:
+            pins[normalized] = runtime.pins[normalized]
+    return dict(sorted(pins.items()))
 
 
 @contextmanager

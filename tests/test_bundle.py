@@ -314,3 +314,24 @@ def test_standardize_without_train_data_names_data_train(project_dir):
     project = dataclasses.replace(project, data=dataclasses.replace(project.data, train=None))
     with pytest.raises(NmrError, match="standardize computes its statistics from data.train"):
         make_bundle(project, project.models[0])
+
+
+def test_a_truncated_train_file_is_refused_naming_the_file(project_dir, tmp_path):
+    root, _ = project_dir
+    config = write_config(
+        root,
+        """
+        tr:
+          artifact: artifacts/reg_small.txt
+          features: small
+          preprocessing:
+            - fill_missing: {strategy: median}
+        """,
+        name="truncated_train.yaml",
+    )
+    project = load(config)
+    truncated = tmp_path / "train.parquet"
+    truncated.write_bytes((root / "data" / "train.parquet").read_bytes()[:1000])
+    project = dataclasses.replace(project, data=dataclasses.replace(project.data, train=truncated))
+    with pytest.raises(NmrError, match=r"train\.parquet: data\.train is not a readable parquet"):
+        make_bundle(project, project.models[0])

@@ -213,3 +213,28 @@ def test_init_example_is_reproducible_for_a_seed(example, tmp_path):
     assert (again / "data" / "train.parquet").read_bytes() == (
         example / "data" / "train.parquet"
     ).read_bytes()
+
+
+def test_version_flag_alone_prints_the_version_and_exits_0():
+    from builder import __version__
+
+    result = runner.invoke(app, ["--version"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"nmr {__version__}\n"
+
+
+def test_a_closed_output_pipe_stops_quietly_without_an_internal_error(example):
+    # `nmr validate | head -1`: the reader is gone before nmr writes its output.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from builder.cli import main; main()", "validate"],
+        cwd=example,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+
+    assert stderr == ""
+    assert proc.returncode == 1

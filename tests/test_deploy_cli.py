@@ -8,6 +8,7 @@ project work on a copy: the sandbox state lives in the copy's .nmr/, so copies a
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -37,6 +38,9 @@ def deployed(tmp_path_factory):
 
     project = tmp_path_factory.mktemp("deploy") / "example"
     example_project(project)
+    # The apply's own temporary directory, so a test can check that nothing is left in it.
+    scratch = project.parent / "tmp"
+    scratch.mkdir()
     # The README's main job, as a user types it: a real process, config found from the cwd.
     first = subprocess.run(
         [
@@ -51,6 +55,7 @@ def deployed(tmp_path_factory):
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     assert first.returncode == 0, first.stdout + first.stderr
     return project, first
@@ -101,6 +106,13 @@ def test_first_apply_creates_validates_and_assigns_every_slot(deployed):
         assert lock["slots"][slot["slot"]]["pickle"]["sha256"].startswith(
             slot["pickle_sha256_prefix"]
         )
+
+
+def test_apply_leaves_no_run_directories_in_the_temporary_directory(deployed):
+    # apply runs each pickle twice (the local test, then the sandbox's validation); both runs
+    # used to keep a /tmp/nmr-run-* directory with the predictions CSV, one per run, forever.
+    project, _ = deployed
+    assert sorted(p.name for p in (project.parent / "tmp").iterdir()) == []
 
 
 def test_second_apply_prints_no_changes_and_uploads_nothing(copy):

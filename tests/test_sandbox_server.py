@@ -155,6 +155,24 @@ def test_runner_validator_runs_the_pickle_through_the_numerai_predict_emulation(
     assert "Running" in stages
 
 
+def test_runner_validator_removes_its_run_directory(tmp_path, monkeypatch):
+    import tempfile
+
+    X, _ = numerai_like(n_rows=50, n_features=4)
+    live = tmp_path / "live.parquet"
+    numerai_frame(X).to_parquet(live)
+    pickle = tmp_path / "model.pkl"
+    write_pickle(pickle, 0.9)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    status, log = runner_validator(live, python=sys.executable)(pickle, "ignored:tag", None)
+
+    assert status == "success", log
+    assert list(scratch.iterdir()) == []
+
+
 def test_server_without_live_data_reports_a_validation_error(tmp_path):
     server = SandboxServer(tmp_path / "sandbox").start()
     try:

@@ -7,6 +7,7 @@ A command parses flags, calls one function of one stage and renders the result. 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 
@@ -59,6 +60,12 @@ def user_errors(func):
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # the reader went away (`nmr status | head -1`): stop quietly, as cat does. Python's
+            # docs (signal, "Note on SIGPIPE") point stdout at devnull so the interpreter's
+            # final flush does not raise again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except Exception as error:  # a bug in nmr: say so in one line, details under --debug
             if debug_enabled():
                 traceback.print_exc()
@@ -69,18 +76,30 @@ def user_errors(func):
     return wrapper
 
 
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    version: bool = typer.Option(False, "--version", help="Print the nmr version and exit."),
-) -> None:
-    """Build, lock, test and deploy Numerai model-upload pickles from numerai.yaml."""
-    _state["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from builder import __version__
 
         typer.echo(f"nmr {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+    # Eager, with its own callback: a group callback only runs when a command follows, so a
+    # plain flag made `nmr --version` stop at click's "Missing command." instead.
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the nmr version and exit.",
+        is_eager=True,
+        expose_value=False,
+        callback=_print_version,
+    ),
+) -> None:
+    """Build, lock, test and deploy Numerai model-upload pickles from numerai.yaml."""
+    _state["debug"] = debug
 
 
 def echo_err(message: str) -> None:

@@ -27,6 +27,7 @@ class SlotOutcome:
     validation: object | None = None
     report: Path | None = None
     problems: list[str] = field(default_factory=list)  # diagnostics failures (fail the test)
+    env: object | None = None  # --pickle: the envextras.PickleEnv it ran in
 
     @property
     def ok(self) -> bool:
@@ -41,6 +42,7 @@ class SlotOutcome:
             "validation": self.validation.to_dict() if self.validation else None,
             "report": str(self.report) if self.report else None,
             "problems": self.problems,
+            "env": self.env.to_dict() if self.env else None,
         }
 
 
@@ -64,13 +66,26 @@ def test_command(
     diagnostics: bool = typer.Option(
         True, "--diagnostics/--no-diagnostics", help="Fidelity and validation diagnostics."
     ),
+    with_dists: list[str] = typer.Option(
+        None,
+        "--with",
+        help="--pickle: also install this package of the image, at its pin (repeatable).",
+    ),
+    minimal_env: bool = typer.Option(
+        False,
+        "--minimal-env",
+        help="--pickle: run in the numpy/pandas-only env, without the image packages it imports.",
+    ),
 ) -> None:
     """Run pickles exactly as Numerai's numerai-predict container does, under its limits."""
     limits = Limits(cpus=cpus or None, memory_mb=memory_mb, timeout_s=timeout, network=network)
     if pickle is not None:
+        extras = (tuple(with_dists or ()), not minimal_env)
         outcomes = [
-            _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, as_json)
+            _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, as_json, extras)
         ]
+    elif with_dists:
+        raise NmrError("--with applies to --pickle only (nmr-built slots need no extra packages)")
     else:
         outcomes = _test_slots(
             slots or [], live, benchmarks, limits, python, config, as_json, diagnostics
@@ -84,8 +99,11 @@ def test_command(
 # --- the two modes ---------------------------------------------------------------------------
 
 
-def _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, quiet) -> SlotOutcome:
+def _test_pickle(
+    pickle, runtime, live, benchmarks, limits, python, config, quiet, extras=((), True)
+) -> SlotOutcome:
     from builder import runtimes
+    from builder.envextras import env_for_pickle
 
     tag = runtime or runtimes.default_tag()
     runtimes.get(tag)  # unknown tag: one clear line
@@ -96,7 +114,14 @@ def _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, quie
             benchmarks = project.data.live_benchmarks
     if live is None:
         raise NmrError("--live FILE is required outside a project with data.live")
-    env_python = _env_python(tag, python)
+    # A hand-made pickle may import image packages (lightgbm, sklearn...) that the base env
+    # lacks but Numerai's container has: add those at the image's pins (builder/envextras.py).
+    with_dists, scan = extras
+    pickle_env = env_for_pickle(pickle, tag, python, with_dists=with_dists, scan=scan)
+    if not quiet:
+        for line in pickle_env.lines():
+            typer.echo(line)
+    env_python = str(pickle_env.env.python)
     name = Path(pickle).name
     run = _run(
         name,
@@ -109,7 +134,13 @@ def _test_pickle(pickle, runtime, live, benchmarks, limits, python, config, quie
         None,  # a fresh temporary directory: never write next to the user's pickle
         quiet,
     )
-    return SlotOutcome(name, run)
+    run.notes.extend(pickle_env.missing_notes())
+    hint = pickle_env.hint_for(run.reason) if not run.ok else None
+    if hint is not None:
+        run.notes.append(hint)
+        if not quiet:
+            typer.echo(f"  hint: {hint}")
+    return SlotOutcome(name, run, env=pickle_env)
 
 
 def _test_slots(slots, live, benchmarks, limits, python, config, quiet, diagnostics):

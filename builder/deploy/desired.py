@@ -9,6 +9,7 @@ through the numerai-predict emulation (what ``nmr test`` does) and remembers pas
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from builder.config.model import ModelConfig, Project
@@ -87,7 +88,16 @@ def local_tester(project: Project, state_dir: Path):
         benchmarks = project.data.live_benchmarks
         if benchmarks is not None and not Path(benchmarks).exists():
             benchmarks = None
-        result = run_pickle(want.pickle_path, ensure_env(want.runtime).python, live, benchmarks)
+        # apply needs the verdict and the log, not the predictions CSV: run into a directory
+        # removed afterwards (run_pickle's default output directory is kept on purpose).
+        with tempfile.TemporaryDirectory(prefix="nmr-localtest-") as output_dir:
+            result = run_pickle(
+                want.pickle_path,
+                ensure_env(want.runtime).python,
+                live,
+                benchmarks,
+                output_dir=output_dir,
+            )
         if result.ok:
             tested.mkdir(parents=True, exist_ok=True)
             marker.write_text(want.slot + "\n")

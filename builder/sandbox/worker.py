@@ -9,6 +9,7 @@ A created pickle gets a ``validation`` trigger whose status sequence mirrors the
 from __future__ import annotations
 
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -44,9 +45,18 @@ def runner_validator(
         except ImportError as error:  # the runner stage is not installed in this checkout
             return "error", f"ERROR:root:sandbox validation unavailable: {error}"
         interpreter = python or ensure_env(runtime_tag).python
-        result = run_pickle(
-            Path(pickle_path), interpreter, Path(live_path), benchmarks_path, on_status=on_status
-        )
+        # run_pickle keeps its default output directory (it holds the predictions CSV), so a
+        # long-running sandbox would leave one /tmp/nmr-run-* per validation; the CSV is not
+        # needed once the status and log are recorded.
+        with tempfile.TemporaryDirectory(prefix="nmr-validate-") as output_dir:
+            result = run_pickle(
+                Path(pickle_path),
+                interpreter,
+                Path(live_path),
+                benchmarks_path,
+                output_dir=output_dir,
+                on_status=on_status,
+            )
         status = str(result.status).lower()
         if status not in ("success", "failed", "error"):
             status = "error"
