@@ -249,10 +249,14 @@ _HEADER = (
 
 
 def _render_row(r: dict) -> str:
+    timed = r["native_runs"] > 0
+    native = f"{r['native_ms']:.1f}" if timed else "not timed"
+    ratio = f"{r['ratio']:.1f}x" if timed else "-"
+    rss_native = f"{r['rss_native']:.0f}" if timed else "-"
     return (
         f"| {r['trees']:,} | {r['depth']} | {r['features']:,} | {r['ours_ms']:.1f} "
-        f"| {r['native_ms']:.1f} | {r['ratio']:.1f}x | {r['max_diff']:.1g} "
-        f"| {r['rss_ours']:.0f} / {r['rss_native']:.0f} | {r['pickle_mb']:.2f} "
+        f"| {native} | {ratio} | {r['max_diff']:.1g} "
+        f"| {r['rss_ours']:.0f} / {rss_native} | {r['pickle_mb']:.2f} "
         f"| {r['text_mb']:.2f} | {r['compile_s']:.1f} | {r['runs']} / {r['native_runs']} |"
     )
 

@@ -266,7 +266,10 @@ def inspect_pickle(path: Path, python: str | os.PathLike | None = None) -> dict:
     Loading runs the pickle's code, so it happens in a subprocess of that interpreter.
     """
     data = Path(path).read_bytes()
-    globals_ = imported_globals(data)
+    try:
+        globals_ = imported_globals(data)
+    except ValueError as error:  # pickletools.genops: unknown opcode, truncated stream
+        raise NmrError(f"{path}: not a pickle file, or a truncated one ({error})") from None
     modules = sorted({g.split(".")[0] for g in globals_})
     info = {
         "path": str(path),

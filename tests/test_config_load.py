@@ -263,6 +263,26 @@ def test_runtime_is_model_override_then_top_level_then_default(project):
     assert top.models[0].runtime == other
 
 
+def test_runtime_image_name_without_ref_resolves_to_its_catalog_tag(project):
+    # README (Runtimes): "The image name without :ref ... is accepted as an alias".
+    loaded = load_text(
+        project,
+        """
+        version: 1
+        runtime: numerai_predict_py_3_11
+        models:
+          plain: {artifact: artifacts/a.txt, features: small}
+          pinned: {artifact: artifacts/a.txt, features: small, runtime: numerai_predict_py_3_10}
+        """,
+    )
+    assert loaded.runtime == runtimes.get("numerai_predict_py_3_11").tag
+    assert [m.runtime for m in loaded.models] == [
+        runtimes.get("numerai_predict_py_3_11").tag,
+        runtimes.get("numerai_predict_py_3_10").tag,
+    ]
+    assert all(":" in m.runtime for m in loaded.models)
+
+
 def test_deploy_defaults_and_values(project):
     loaded = load_text(
         project,
@@ -348,6 +368,27 @@ def test_blend_benchmark_column_is_checked_against_the_live_benchmarks(project):
     (problem,) = caught.value.problems
     assert (problem.line, problem.col) == (7, 35)
     assert "did you mean 'v52_lgbm_ender20'" in problem.message
+
+
+def test_blend_benchmark_refuses_the_id_index_of_the_benchmarks_file(project):
+    pd.DataFrame({"v52_lgbm_ender20": [0.5]}, index=pd.Index(["n1"], name="id")).to_parquet(
+        project / "data" / "live_benchmark_models.parquet"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            project,
+            """
+            version: 1
+            models:
+              m:
+                artifact: artifacts/a.txt
+                features: small
+                postprocessing:
+                  - blend_benchmark: {column: id, weight: 0.2}
+            """,
+        )
+    (problem,) = caught.value.problems
+    assert "column 'id' is not in live_benchmark_models.parquet" in problem.message
 
 
 def test_slot_keys_are_kept_as_written_text(project):

@@ -214,3 +214,16 @@ def test_plan_no_build_reads_hashes_from_the_lock_and_defers_changed_slots(copy)
         r"~ example_ensemble\s+upload and assign [0-9a-f]{16} -> \(known after build\)",
         result.stdout,
     )
+
+
+@pytest.mark.parametrize("command", [["plan"], ["apply", "--yes"]])
+def test_missing_api_keys_fail_before_anything_is_built(copy, monkeypatch, command):
+    monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
+    monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
+    shutil.rmtree(copy / "build")
+
+    result = _nmr(copy, *command)
+
+    assert result.exit_code == 1
+    assert "Numerai API keys are missing" in _text(result)
+    assert not (copy / "build").exists()

@@ -30,7 +30,9 @@ def test_persistent_5xx_fails_with_one_sentence_naming_the_operation(sandbox, cl
     sandbox.inject_fault("account", "http500", times=10)
     with pytest.raises(ApiError) as failure:
         client.models()
-    assert str(failure.value) == "Numerai API account failed after 3 attempts: HTTP 500"
+    assert str(failure.value) == (
+        f"Numerai API account failed after 3 attempts: HTTP 500 from {sandbox.url}"
+    )
 
 
 def test_a_request_that_hangs_times_out_and_is_retried(sandbox):
@@ -110,6 +112,15 @@ def test_missing_credentials_name_both_variables(monkeypatch):
     monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
     with pytest.raises(NmrError, match="set NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY"):
+        NumeraiClient.from_env()
+
+
+@pytest.mark.parametrize("url", ["api-tournament.numer.ai", "ftp://127.0.0.1"])
+def test_an_endpoint_that_is_not_an_http_url_is_named(monkeypatch, url):
+    monkeypatch.setenv("NUMERAI_PUBLIC_ID", "P")
+    monkeypatch.setenv("NUMERAI_SECRET_KEY", "S")
+    monkeypatch.setenv("NUMERAI_API_URL", url)
+    with pytest.raises(NmrError, match=f"NUMERAI_API_URL '{url}' is not an http"):
         NumeraiClient.from_env()
 
 

@@ -172,6 +172,16 @@ def test_encode_refuses_objects_whose_class_is_not_a_kernel():
         encode(Outsider())
 
 
+@pytest.mark.parametrize(
+    "content", [b"version: 1\nmodels: {}\n", pickle.dumps(list(range(50)))[:40]]
+)
+def test_inspect_refuses_a_file_that_is_not_a_whole_pickle_naming_it(tmp_path, content):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(content)
+    with pytest.raises(NmrError, match=r"model\.pkl: not a pickle file, or a truncated one"):
+        inspect_pickle(path)
+
+
 def test_inspect_reports_signature_and_bundle_summary(project_dir, env, tmp_path):
     root, _ = project_dir
     path = tmp_path / "model.pkl"

@@ -281,6 +281,16 @@ def test_xgboost_non_model_json_is_an_artifact_error(tmp_path):
         xgb_reader.read(tmp_path / "y.json")
 
 
+def test_xgboost_document_missing_a_tree_field_is_an_artifact_error_naming_it(
+    small_model, tmp_path
+):
+    doc = _doc(small_model)
+    del doc["learner"]["gradient_booster"]["model"]["trees"][0]["split_conditions"]
+    (tmp_path / "edited.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"edited\.json: incomplete .*'split_conditions'"):
+        xgb_reader.read(tmp_path / "edited.json")
+
+
 def _fixture_cases():
     for version_dir in sorted(FIXTURES.glob("*.*.*")):
         for model in sorted(version_dir.glob("*.json")) + sorted(version_dir.glob("*.ubj")):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names, ubjson
-from builder.errors import ArtifactError, NotSupportedYet
+from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "xgboost"
@@ -56,7 +56,18 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
     IR keeps the model's order and the evaluator selects columns by name).
     """
     path = Path(path)
-    return ensemble_from_document(load_document(path), feature_names, source=path.name)
+    doc = load_document(path)
+    try:
+        return ensemble_from_document(doc, feature_names, source=path.name)
+    except NmrError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        # a hand-edited or partly written document: name the file and the first thing missing
+        # rather than surface the lookup that failed deep in the translation
+        raise ArtifactError(
+            f"{path}: incomplete or damaged XGBoost model ({type(exc).__name__}: {exc}); "
+            "re-save it with booster.save_model"
+        ) from exc
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:

@@ -48,6 +48,7 @@ def plan(
 
     project = _load(config)
     models = desired_state.select_models(project, target)
+    _require_keys(sandbox)
     if no_build:
         desired = desired_state.from_lock(project, models)
     else:
@@ -87,6 +88,7 @@ def apply(
         saved = from_json(_read(plan_file))
         target = [change.slot for change in saved.changes]
         sandbox = sandbox or saved.sandbox
+    _require_keys(sandbox)
     with project_lock(project.root):
         models = desired_state.select_models(project, target)
         desired = _sandbox_creates(
@@ -221,6 +223,14 @@ def _client(project, sandbox: bool):
         from builder.deploy.client import NumeraiClient
 
         yield NumeraiClient.from_env()
+
+
+def _require_keys(sandbox: bool) -> None:
+    """Fail on missing API keys before building: a build can take minutes to reach that error."""
+    if not sandbox:
+        from builder.deploy.client import NumeraiClient
+
+        NumeraiClient.from_env()
 
 
 def _build_log(result) -> None:

@@ -161,7 +161,7 @@ class _Resolver:
         version = self.doc.get("version")
         runtime = _typed(self.doc, "runtime", str)
         if runtime is not None:
-            self.check_runtime(runtime, ("runtime",))
+            runtime = self.check_runtime(runtime, ("runtime",))
         else:
             runtime = runtimes.default_tag()
         self.data = self.data_config()
@@ -203,7 +203,7 @@ class _Resolver:
         base = ("models", slot)
         runtime = _typed(raw, "runtime", str)
         if runtime is not None:
-            self.check_runtime(runtime, (*base, "runtime"))
+            runtime = self.check_runtime(runtime, (*base, "runtime"))
         default_features = None
         if "features" in raw:
             default_features = self.features(raw["features"], (*base, "features"))
@@ -335,13 +335,21 @@ class _Resolver:
 
     # -- checks against the world ------------------------------------------------------------
 
-    def check_runtime(self, tag: str, path: tuple) -> None:
+    def check_runtime(self, tag: str, path: tuple) -> str:
+        """The catalog tag for ``tag``: an alias (the image name without ``:ref``, as
+        ``nmr runtimes`` documents) becomes its full tag, so the lock and the deploy state
+        record one spelling."""
         from builder import runtimes
 
         known = runtimes.known_tags()
-        if tag not in known:
-            close = suggest(tag, known, listing=False)
-            self.problem(path, f"unknown runtime {tag!r}{close} (known: {', '.join(known)})")
+        if tag in known:
+            return tag
+        alias_of = {a: r.tag for r in runtimes.runtimes() for a in r.aliases}
+        if tag in alias_of:
+            return alias_of[tag]
+        close = suggest(tag, known, listing=False)
+        self.problem(path, f"unknown runtime {tag!r}{close} (known: {', '.join(known)})")
+        return tag
 
     def check_benchmark_column(self, column: str, path: tuple) -> None:
         benchmarks = self.data.live_benchmarks
@@ -350,7 +358,13 @@ class _Resolver:
         try:
             import pyarrow.parquet as pq
 
-            names = [n for n in pq.read_schema(benchmarks).names if not n.startswith("__")]
+            # the file's id index (and an era column, if any) are stored as columns but are
+            # not benchmark predictions to blend with
+            names = [
+                n
+                for n in pq.read_schema(benchmarks).names
+                if not n.startswith("__") and n not in ("id", "era")
+            ]
         except Exception as error:  # a corrupt file: say so where the column is named
             self.problem(path, f"cannot read the columns of {benchmarks}: {error}")
             return

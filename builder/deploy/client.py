@@ -85,7 +85,11 @@ class NumeraiClient:
                 "Numerai API keys are missing: set NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY "
                 "(or try the local sandbox with --sandbox)"
             )
-        return cls(url or os.environ.get("NUMERAI_API_URL") or None, credentials, **options)
+        url = url or os.environ.get("NUMERAI_API_URL") or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            # requests would raise MissingSchema / InvalidSchema deep inside the first call
+            raise NmrError(f"NUMERAI_API_URL {url!r} is not an http:// or https:// URL")
+        return cls(url, credentials, **options)
 
     # --- operations --------------------------------------------------------------------
 
@@ -266,7 +270,7 @@ class NumeraiClient:
             timeout=self.timeout,
         )
         if response.status_code >= 500:
-            raise _Transient(f"HTTP {response.status_code}")
+            raise _Transient(f"HTTP {response.status_code} from {self.url}")
         try:
             payload = response.json()
         except ValueError:
