@@ -151,8 +151,9 @@ def _base_interpreter(runtime: runtimes.Runtime, python) -> tuple[Path, str]:
     if found is None:
         raise NmrError(
             f"Python {runtime.python} is not installed (runtime {runtime.tag} needs it to "
-            f"build the pickle): install it with `pyenv install {runtime.python}` or pass "
-            f"--python /path/to/python{runtime.python}"
+            f"build the pickle): install it with `pyenv install {runtime.python}`, put "
+            f"python{runtime.python} on PATH, or pass --python /path/to/python{runtime.python} "
+            "to nmr build / nmr test"
         )
     return found, _interpreter_version(found)
 

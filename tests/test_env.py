@@ -38,6 +38,15 @@ def test_missing_python_is_one_sentence_naming_the_version_and_both_fixes(monkey
     assert "\n" not in message
 
 
+def test_missing_python_message_offers_path_for_commands_without_a_python_flag(
+    monkeypatch, tmp_path
+):
+    # nmr plan / nmr apply build and test too but take no --python: PATH is their way in
+    _hide_all_pythons(monkeypatch, tmp_path)
+    with pytest.raises(NmrError, match=r"put python3\.13 on PATH, or pass --python .* nmr build"):
+        ensure_env("numerai_predict_py_3_13:19d1769")
+
+
 def test_python_of_another_minor_version_is_refused(tmp_path):
     other = find_python("3.11")
     assert other is not None, "the dev machine has pyenv 3.11"
