@@ -84,9 +84,16 @@ def compile_members(model: ModelConfig) -> list[CompiledMember]:
     from builder.compile import compile_model
 
     out = []
-    for member in model.members:
-        model_ir = read(Path(member.artifact), member.format, member.features or None)
-        out.append(CompiledMember(member, model_ir, compile_model(model_ir)))
+    for index, member in enumerate(model.members):
+        try:
+            model_ir = read(Path(member.artifact), member.format, member.features or None)
+            compiled = compile_model(model_ir)
+        except NmrError as error:
+            # Readers name the artifact file; the user also needs the config line that uses it.
+            key = f"ensemble[{index}].artifact" if model.ensemble else "artifact"
+            where = str(member.mark or model.mark or "numerai.yaml")
+            raise NmrError(f"{where}: models.{model.slot}.{key}: {error}") from error
+        out.append(CompiledMember(member, model_ir, compiled))
     return out
 
 

@@ -160,3 +160,14 @@ def test_runtimes_lists_every_tag_and_marks_the_default():
         "numerai_predict_py_3_13:19d1769",
     ):
         assert any(line.startswith(f"  {tag}") for line in lines)
+
+
+def test_a_lightgbm_file_cut_between_trees_fails_the_build_naming_the_config_line(project):
+    artifact = project / "artifacts" / "a.txt"
+    text = artifact.read_text()
+    artifact.write_text(text[: text.index("Tree=6")])
+    result = _build(project, "--force")
+    assert result.exit_code == 1
+    assert "numerai.yaml:" in result.output
+    assert "models.alpha.artifact:" in result.output
+    assert "truncated" in result.output

@@ -100,7 +100,20 @@ def _parse_text(text: str, path: Path) -> dict:
             continue
         key, sep, value = line.partition("=")
         current[key.strip()] = value.strip() if sep else "1"  # bare "average_output"
-    if len(body) > 1 and "pandas_categorical:" in body[1]:
+    # LightGBM writes "end of trees" after the last tree and lists every tree's byte size in
+    # the header (gbdt_model_text.cpp); a file cut short between trees would otherwise parse
+    # as a smaller, wrong model.
+    if len(body) < 2:
+        raise ArtifactError(
+            f"{path}: LightGBM model text is truncated (no 'end of trees' line after the trees)"
+        )
+    sizes = header.get("tree_sizes", "").split()
+    if sizes and len(sizes) != len(trees):
+        raise ArtifactError(
+            f"{path}: LightGBM model text is truncated or damaged: its header lists "
+            f"{len(sizes)} trees but the file holds {len(trees)}"
+        )
+    if "pandas_categorical:" in body[1]:
         pc = body[1].split("pandas_categorical:", 1)[1].strip().splitlines()[0]
         if pc not in ("null", "[]", ""):
             raise NotSupportedYet(f"LightGBM pandas categorical columns ({path.name})")
