@@ -1,9 +1,10 @@
-"""Tree-inference benchmark: nmr's compiled evaluator vs LightGBM on one live era, one thread.
+"""Tree-inference benchmark: nmr's compiled evaluator vs LightGBM (or XGBoost) on one live era.
 
 Usage (from the repository root):
     .venv/bin/python bench/trees.py                     # default grid, writes bench/results/trees.md
     .venv/bin/python bench/trees.py --big               # adds the 90,000-tree row
     .venv/bin/python bench/trees.py --trees 2000 --depths 5 --features 42 --runs 5
+    .venv/bin/python bench/trees.py --library xgboost --trees 2000 --out bench/results/trees-xgboost.md
 
 Models are LightGBM regressors trained on synthetic Numerai-shaped data (int8 features in
 0..4, learning_rate 0.01, colsample_bytree 0.1, num_leaves 2**depth, max_depth depth) and
@@ -53,14 +54,14 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     results = []
     for n_trees, depth, n_features in grid:
-        path = _model(n_trees, depth, n_features)
+        path = (_xgb_model if args.library == "xgboost" else _model)(n_trees, depth, n_features)
         if args.train_only:
             continue
         X = rng.integers(0, 5, size=(args.rows, n_features)).astype(np.int8)
         big = n_trees >= 90_000
         runs = args.big_runs if big else args.runs
         native_runs = args.big_native_runs if big else min(runs, args.native_runs or runs)
-        row = _bench(path, X, runs, native_runs)
+        row = _bench(path, X, runs, native_runs, args.library)
         row.update(trees=n_trees, depth=depth, features=n_features, runs=runs)
         results.append(row)
         print(_render_row(row), flush=True)
@@ -79,36 +80,34 @@ def main(argv=None) -> int:
 # ---------------------------------------------------------------------- measuring
 
 
-def _bench(path: Path, X: np.ndarray, runs: int, native_runs: int) -> dict:
+def _bench(path: Path, X: np.ndarray, runs: int, native_runs: int, library: str) -> dict:
     import cloudpickle
-    import lightgbm
 
     import builder.kernels
-    from builder.artifacts import lightgbm as reader
+    from builder.artifacts import read
     from builder.compile.trees import compile_trees
 
     t0 = time.perf_counter()
-    evaluator = compile_trees(reader.read(path))
+    names = [f"f{i}" for i in range(X.shape[1])] if library == "xgboost" else None
+    evaluator = compile_trees(read(path, library, names))
     compile_s = time.perf_counter() - t0
     cloudpickle.register_pickle_by_value(builder.kernels)
     try:
         blob = cloudpickle.dumps(evaluator, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         cloudpickle.unregister_pickle_by_value(builder.kernels)
-    booster = lightgbm.Booster(model_file=str(path))
+    native_predict = _native(library, path)
 
     def ours():
         return evaluator.predict(X)[:, 0]
 
     def native():
-        return booster.predict(X, num_threads=1)
+        return native_predict(X)
 
     # exactness on the live era itself (first 500 rows when LightGBM is not timed: a full
     # LightGBM pass over a 90,000-tree model takes minutes)
     probe = X if native_runs else X[:500]
-    diff = float(
-        np.abs(evaluator.predict(probe)[:, 0] - booster.predict(probe, num_threads=1)).max()
-    )
+    diff = float(np.abs(evaluator.predict(probe)[:, 0] - native_predict(probe)).max())
     times: dict[str, list[float]] = {"ours": [], "native": []}
     methods = [("ours", ours), ("native", native)]
     for r in range(runs):
@@ -124,7 +123,7 @@ def _bench(path: Path, X: np.ndarray, runs: int, native_runs: int) -> dict:
         xfile = Path(tmp) / "X.npy"
         np.save(xfile, X)
         rss_ours = _child_rss("ours", pkl, xfile)
-        rss_native = _child_rss("native", path, xfile) if native_runs else float("nan")
+        rss_native = _child_rss(library, path, xfile) if native_runs else float("nan")
     ours_ms = statistics.median(times["ours"]) * 1000
     native_ms = statistics.median(times["native"]) * 1000 if times["native"] else float("nan")
     return {
@@ -161,11 +160,23 @@ def _child(spec: str) -> int:
             evaluator = pickle.load(fh)
         evaluator.predict(X)
     else:
-        import lightgbm
-
-        lightgbm.Booster(model_file=model).predict(X, num_threads=1)
+        _native(kind, Path(model))(X)
     print(_peak_rss_mb())
     return 0
+
+
+def _native(library: str, path: Path):
+    """The native library's single-thread predict function for a saved model."""
+    if library == "xgboost":
+        import xgboost
+
+        booster = xgboost.Booster(model_file=str(path))
+        booster.set_param({"nthread": 1})
+        return lambda X: np.asarray(booster.inplace_predict(X)).reshape(len(X))
+    import lightgbm
+
+    booster = lightgbm.Booster(model_file=str(path))
+    return lambda X: booster.predict(X, num_threads=1)
 
 
 def _peak_rss_mb() -> float:
@@ -219,6 +230,38 @@ def _model(n_trees: int, depth: int, n_features: int) -> Path:
     return path
 
 
+def _xgb_model(n_trees: int, depth: int, n_features: int) -> Path:
+    """An XGBoost regressor with the same data and shape parameters as _model."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"xgb_t{n_trees}_d{depth}_f{n_features}.json"
+    if path.exists():
+        return path
+    import xgboost
+
+    rng = np.random.default_rng(n_features * 1000 + depth)
+    n_rows = 3000
+    X = rng.integers(0, 5, size=(n_rows, n_features)).astype(np.float32)
+    k = min(20, n_features)
+    y = (X[:, :k] - 2.0) @ rng.normal(size=k) + rng.normal(scale=3.0, size=n_rows)
+    params = {
+        "objective": "reg:squarederror",
+        "eta": 0.01,
+        "colsample_bytree": 0.1,
+        "max_depth": depth,
+        "tree_method": "hist",
+        "nthread": 1,
+        "seed": 0,
+    }
+    t = time.perf_counter()
+    print(f"training XGBoost {n_trees} trees, depth {depth}, {n_features} features ...")
+    booster = xgboost.train(params, xgboost.DMatrix(X, y), n_trees)
+    tmp = path.with_suffix(".tmp.json")
+    booster.save_model(str(tmp))
+    tmp.rename(path)
+    print(f"  trained in {time.perf_counter() - t:.0f} s", flush=True)
+    return path
+
+
 def _repeated_model(path: Path, n_trees: int, depth: int, n_features: int) -> Path:
     """A model bigger than 20,000 trees, built by repeating the trained 20,000-tree model's
     trees (training 90,000 trees here would take most of an hour; for inference speed only the
@@ -243,8 +286,8 @@ def _repeated_model(path: Path, n_trees: int, depth: int, n_features: int) -> Pa
 # ---------------------------------------------------------------------- output
 
 _HEADER = (
-    "| trees | depth | features | ours ms | LightGBM ms | speed-up | max abs diff "
-    "| peak RSS ours / LightGBM MB | pickle MB | model text MB | compile s | runs ours / LightGBM |"
+    "| trees | depth | features | ours ms | native ms | speed-up | max abs diff "
+    "| peak RSS ours / native MB | pickle MB | model file MB | compile s | runs ours / native |"
 )
 
 
@@ -255,7 +298,7 @@ def _render_row(r: dict) -> str:
     rss_native = f"{r['rss_native']:.0f}" if timed else "-"
     return (
         f"| {r['trees']:,} | {r['depth']} | {r['features']:,} | {r['ours_ms']:.1f} "
-        f"| {native} | {ratio} | {r['max_diff']:.1g} "
+        f"| {native} | {ratio} | {r['max_diff']:.1g}{'' if timed else ' (500 rows)'} "
         f"| {r['rss_ours']:.0f} / {rss_native} | {r['pickle_mb']:.2f} "
         f"| {r['text_mb']:.2f} | {r['compile_s']:.1f} | {r['runs']} / {r['native_runs']} |"
     )
@@ -265,10 +308,11 @@ def _render(results: list[dict], args) -> str:
     import lightgbm
 
     lines = [
-        "# Tree inference: nmr evaluator vs LightGBM (one live era, one thread)",
+        f"# Tree inference: nmr evaluator vs {args.library} (one live era, one thread)",
         "",
         f"Command: `{' '.join(['bench/trees.py'] + (args.argv or []))}`. "
-        f"{args.rows:,} rows of int8 features in 0..4; LightGBM {lightgbm.__version__}, "
+        f"{args.rows:,} rows of int8 features in 0..4; native = {_native_name(args.library)}; "
+        f"LightGBM {lightgbm.__version__}, "
         f"numpy {np.__version__}, Python {platform.python_version()}, "
         f"{platform.processor() or platform.machine()}.",
         "Times are medians of the runs, methods timed in rotating order in one process "
@@ -284,8 +328,17 @@ def _render(results: list[dict], args) -> str:
     return "\n".join(lines)
 
 
+def _native_name(library: str) -> str:
+    if library == "xgboost":
+        import xgboost
+
+        return f"xgboost {xgboost.__version__} `Booster.inplace_predict`, nthread=1"
+    return "LightGBM `Booster.predict(num_threads=1)`"
+
+
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--library", choices=["lightgbm", "xgboost"], default="lightgbm")
     p.add_argument("--trees", type=_ints, default=[2000, 20000])
     p.add_argument("--depths", type=_ints, default=[5, 6])
     p.add_argument("--features", type=_ints, default=[42, 780, 2748])

@@ -10,7 +10,7 @@ import pytest
 
 from builder.artifacts import infer_format
 from builder.artifacts import lightgbm as reader
-from builder.errors import ArtifactError, NotSupportedYet
+from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from tests.lightgbm_fidelity import save_both, train
 from tests.synthdata import numerai_like
 
@@ -55,19 +55,20 @@ def test_generic_column_names_take_the_given_feature_names(saved):
 
 
 def test_wrong_number_of_feature_names_names_both_counts(saved):
-    with pytest.raises(ArtifactError, match="6 features but 2 feature names"):
+    with pytest.raises(NmrError, match="trained on 6 features but the config lists 2"):
         reader.read(saved[0], ["a", "b"])
 
 
-def test_named_model_rejects_different_feature_names(tmp_path):
+def test_named_model_accepts_any_order_but_rejects_other_feature_names(tmp_path):
     import pandas as pd
 
     X, y = numerai_like(300, 3, seed=1)
     frame = pd.DataFrame(X, columns=["a", "b", "c"])
     text, _ = save_both(train({}, frame, y, 3), tmp_path)
     assert reader.read(text).feature_names == ("a", "b", "c")
-    with pytest.raises(ArtifactError, match="feature 1 is 'b' in the model but 'x' was given"):
+    with pytest.raises(NmrError, match="including 'b', which the config does not list"):
         reader.read(text, ["a", "x", "c"])
+    assert reader.read(text, ["c", "a", "b"]).feature_names == ("a", "b", "c")
 
 
 def test_unknown_objective_is_not_supported_yet(saved, tmp_path):

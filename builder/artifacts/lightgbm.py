@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from builder.artifacts import bind_feature_names
 from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -437,22 +438,13 @@ def _linear(forest: dict, offsets, n_int, n_nodes: int, n_features: int, path: P
 
 
 def _feature_names(model: dict, path: Path, feature_names) -> list[str]:
+    """The model's columns: LightGBM writes Column_0.. when trained without names, which count
+    as no names (the config's list, if any, then names the columns in training order)."""
     names = list(model["feature_names"])
     width = model["max_feature_idx"] + 1
-    if not names:
-        names = [f"Column_{i}" for i in range(width)]
-    if feature_names is None:
-        return names
-    given = list(feature_names)
-    if len(given) != len(names):
-        raise ArtifactError(
-            f"{path}: the model has {len(names)} features but {len(given)} feature names were given"
-        )
-    generic = all(n == f"Column_{i}" for i, n in enumerate(names))
-    if not generic and given != names:
-        first = next(i for i, (a, b) in enumerate(zip(given, names, strict=True)) if a != b)
-        raise ArtifactError(
-            f"{path}: feature {first} is {names[first]!r} in the model but "
-            f"{given[first]!r} was given"
-        )
-    return given
+    generic = not names or all(n == f"Column_{i}" for i, n in enumerate(names))
+    if generic and feature_names is None:
+        return names or [f"Column_{i}" for i in range(width)]
+    return bind_feature_names(
+        [] if generic else names, feature_names, width or len(names), str(path)
+    )
