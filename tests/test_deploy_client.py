@@ -51,7 +51,7 @@ def test_graphql_error_becomes_one_sentence_naming_the_operation(client):
         client.add_model("Not A Valid Name")
     assert str(failure.value) == (
         "Numerai API addModel failed: invalid model name 'Not A Valid Name': "
-        "use 1-20 lowercase letters, digits or underscores"
+        "use 1-32 lowercase letters, digits or underscores"
     )
 
 

@@ -470,11 +470,11 @@ def _diagnostics_logs(store, account, context, pickleId):
 
 
 def _add_model(store, account, context, name, tournament):
-    # nmr's rule for slot names (Numerai's exact rule is unpublished): lowercase letters,
-    # digits and underscores, at most 20 characters (third-party note, NUMERAI.md §4.3).
-    if not re.fullmatch(r"[a-z0-9_]{1,20}", name):
+    # nmr's rule for slot names, the same as numerai.yaml's schema (Numerai's exact rule is
+    # unpublished): 1 to 32 lowercase letters, digits and underscores.
+    if not re.fullmatch(r"[a-z0-9_]{1,32}", name):
         raise SandboxError(
-            f"invalid model name {name!r}: use 1-20 lowercase letters, digits or underscores"
+            f"invalid model name {name!r}: use 1-32 lowercase letters, digits or underscores"
         )
     if store.one("SELECT 1 FROM models WHERE name = ?", (name,)):
         raise SandboxError(f"model name {name!r} is already taken")
