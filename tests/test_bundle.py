@@ -335,3 +335,25 @@ def test_a_truncated_train_file_is_refused_naming_the_file(project_dir, tmp_path
     project = dataclasses.replace(project, data=dataclasses.replace(project.data, train=truncated))
     with pytest.raises(NmrError, match=r"train\.parquet: data\.train is not a readable parquet"):
         make_bundle(project, project.models[0])
+
+
+def test_int8_features_reach_the_models_as_int8_when_no_step_needs_floats():
+    from builder.kernels.bundle import feature_matrix
+
+    frame = pd.DataFrame({"a": np.array([0, 4], np.int8), "b": np.array([2, 3], np.int8)})
+    X = feature_matrix(frame, preprocessing=[])
+    assert X.dtype == np.int8
+    assert X.tolist() == [[0, 2], [4, 3]]
+
+
+def test_features_become_float64_with_nan_for_preprocessing_or_mixed_dtypes():
+    from builder.kernels.bundle import feature_matrix
+
+    ints = pd.DataFrame({"a": np.array([0, 4], np.int8)})
+    assert feature_matrix(ints, preprocessing=["clip"]).dtype == np.float64
+    mixed = pd.DataFrame({"a": np.array([0, 4], np.int8), "b": [np.nan, 1.0]})
+    X = feature_matrix(mixed, preprocessing=[])
+    assert X.dtype == np.float64 and np.isnan(X[0, 1])
+    nullable = pd.DataFrame({"a": pd.array([1, None], dtype="Int8")})
+    X = feature_matrix(nullable, preprocessing=[])
+    assert X.dtype == np.float64 and np.isnan(X[1, 0])
