@@ -238,3 +238,18 @@ def test_a_closed_output_pipe_stops_quietly_without_an_internal_error(example):
 
     assert stderr == ""
     assert proc.returncode == 1
+
+
+def test_debug_after_the_command_shows_the_traceback_like_debug_before_it(tmp_path):
+    nmr = [sys.executable, "-c", "from builder.cli import main; main()"]
+    env = {**os.environ, "NMR_CONFIG": ""}
+    result = subprocess.run(
+        [*nmr, "validate", "--debug", "-f", "missing.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "missing.yaml: no such file" in result.stderr

@@ -7,6 +7,7 @@ deploy), which is the order ``nmr --help`` lists the commands in.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from builder.cli.app import app
 
@@ -22,7 +23,18 @@ for _stage in STAGES:
 
 
 def main() -> None:
-    app()
+    app(args=global_options_first(sys.argv[1:]), prog_name="nmr")
+
+
+def global_options_first(args: list[str]) -> list[str]:
+    """Move ``--debug`` before the command, so ``nmr validate --debug`` works as users type it.
+
+    Typer only accepts the app's own options before the command name; ``--debug`` is the one a
+    user adds to a command that just failed.
+    """
+    if "--debug" not in args:
+        return args
+    return ["--debug", *(arg for arg in args if arg != "--debug")]
 
 
 __all__ = ["app", "main"]
