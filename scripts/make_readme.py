@@ -51,8 +51,8 @@ def cli_reference() -> str:
     lines = [
         "## CLI reference",
         "",
-        "Every command takes `--help`. Global options go before the command: `nmr --debug "
-        "<command>` shows tracebacks, `nmr --version` prints the version. Exit codes: 0 "
+        "Every command takes `--help`. `--debug`, before or after the command, shows tracebacks "
+        "and debug logs; `nmr --version` prints the version. Exit codes: 0 "
         "success, 1 an error (one line on stderr naming the place), 2 usage errors and "
         "`nmr plan --detailed-exitcode` with changes.",
         "",
