@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names
+from builder.artifacts.forest import category_bitset
 from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -256,7 +257,7 @@ def _json_tree(info: dict) -> dict:
             dt |= _CATEGORICAL
             cats = [int(v) for v in str(node["threshold"]).split("||") if v != ""]
             tree["threshold"][i] = len(tree["cat_sets"])
-            tree["cat_sets"].append(_bitset(cats))
+            tree["cat_sets"].append(category_bitset(cats))
         elif node["decision_type"] == "<=":
             tree["threshold"][i] = float(node["threshold"])
         else:
@@ -277,13 +278,6 @@ def _json_tree(info: dict) -> dict:
                 linear["coeff"][leaf] = np.zeros(0)
         tree["linear"] = linear
     return tree
-
-
-def _bitset(cats: list[int]) -> np.ndarray:
-    words = np.zeros(max(cats) // 32 + 1 if cats else 1, dtype=np.uint32)
-    for c in cats:
-        words[c // 32] |= np.uint32(1 << (c % 32))
-    return words
 
 
 # ---------------------------------------------------------------------- to IR

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names
+from builder.artifacts.forest import category_bitset, concat_trees
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -201,7 +202,7 @@ def _forest(est, source: str) -> dict:
     if classifier:
         task = "binary" if n_classes == 2 else "multiclass"
     return {
-        "ens": _concat(parts),
+        "ens": concat_trees(parts),
         "tree_class": np.asarray(tree_class, dtype=np.int32),
         "n_raw": n_classes,
         "init": np.zeros(n_classes),
@@ -254,7 +255,7 @@ def _gradient_boosting(est, source: str) -> dict:
         else:
             raise NotSupportedYet(f"GradientBoostingClassifier loss {loss} ({source})")
     return {
-        "ens": _concat(parts),
+        "ens": concat_trees(parts),
         "tree_class": np.asarray(tree_class, dtype=np.int32),
         "n_raw": K,
         "init": init_raw,
@@ -295,7 +296,7 @@ def _hist_gradient_boosting(est, source: str) -> dict:
     elif link != "IdentityLink":
         raise NotSupportedYet(f"HistGradientBoostingRegressor loss {loss} ({source})")
     return {
-        "ens": _concat(parts),
+        "ens": concat_trees(parts),
         "tree_class": np.asarray(tree_class, dtype=np.int32),
         "n_raw": K,
         "init": baseline,
@@ -474,10 +475,10 @@ def _hgb_tree_arrays(predictor, column_of, categories, source: str) -> dict:
             # the IR set is the side missing values do NOT take: then "not in set" and NaN both
             # land on the missing side.
             if dleft[i]:
-                cat_sets[i] = right_vals
+                cat_sets[i] = category_bitset(right_vals)
                 left[i], right[i] = right[i], left[i]
             else:
-                cat_sets[i] = left_vals
+                cat_sets[i] = category_bitset(left_vals)
             dleft[i] = False
     return {
         "split_feature": np.where(is_leaf, -1, column_of[np.where(is_leaf, 0, feat_idx)]).astype(
@@ -496,52 +497,3 @@ def _hgb_tree_arrays(predictor, column_of, categories, source: str) -> dict:
 def _bits_to_values(words: np.ndarray) -> np.ndarray:
     bits = (words[:, None].astype(np.uint64) >> np.arange(32, dtype=np.uint64)) & np.uint64(1)
     return np.flatnonzero(bits.ravel()).astype(np.int64)
-
-
-def _bitset(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.int64)
-    if len(values) == 0:
-        return np.zeros(1, dtype=np.uint32)
-    words = np.zeros(int(values.max()) // 32 + 1, dtype=np.uint32)
-    for v in values:
-        words[v // 32] |= np.uint32(1) << np.uint32(v % 32)
-    return words
-
-
-def _concat(parts: list[dict]) -> dict:
-    sizes = np.asarray([len(p["split_feature"]) for p in parts], dtype=np.int64)
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-
-    def cat(key, dtype):
-        return np.concatenate([p[key] for p in parts]).astype(dtype)
-
-    is_cat = cat("is_categorical", bool)
-    has_cat = bool(is_cat.any())
-    cat_offsets = cat_words = None
-    if has_cat:
-        words, lens = [], []
-        for p in parts:
-            for i in range(len(p["split_feature"])):
-                if p["is_categorical"][i]:
-                    w = _bitset(p["cat_sets"][i])
-                    words.append(w)
-                    lens.append(len(w))
-                else:
-                    lens.append(0)
-        cat_offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(np.asarray(lens, dtype=np.int64), out=cat_offsets[1:])
-        cat_words = np.concatenate(words).astype(np.uint32)
-    return {
-        "offsets": offsets,
-        "split_feature": cat("split_feature", np.int32),
-        "threshold": cat("threshold", np.float64),
-        "left": cat("left", np.int32),
-        "right": cat("right", np.int32),
-        "default_left": cat("default_left", bool),
-        "leaf_value": cat("leaf_value", np.float64),
-        "is_categorical": is_cat,
-        "has_cat": has_cat,
-        "cat_offsets": cat_offsets,
-        "cat_words": cat_words,
-    }

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names, ubjson
+from builder.artifacts.forest import category_bitset, concat_trees
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -186,7 +187,7 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
         )
         for t in range(n_trees)
     ]
-    ens = _concat(parts)
+    ens = concat_trees(parts)
     meta = {
         "objective": objective,
         "xgboost_version": ".".join(str(v) for v in version),
@@ -405,7 +406,7 @@ def _tree_arrays(tree: dict, weight: float | None, encoders, source: str) -> dic
             f = int(feat[new])
             values = encoders[f] if encoders is not None and f < len(encoders) else None
             cset, to_left, dl = _categorical_node(matching, values, bool(dleft[new]))
-            cat_sets[new] = _bitset(cset)
+            cat_sets[new] = category_bitset(cset)
             if not to_left:  # the library's "right" child receives the set: swap
                 lc[new], rc[new] = rc[new], lc[new]
             dleft[new] = dl
@@ -442,16 +443,6 @@ def _categorical_node(matching: np.ndarray, values: np.ndarray | None, default_l
     return values[others], True, False
 
 
-def _bitset(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.int64)
-    if len(values) == 0:
-        return np.zeros(1, dtype=np.uint32)
-    words = np.zeros(int(values.max()) // 32 + 1, dtype=np.uint32)
-    for v in values:
-        words[v // 32] |= np.uint32(1) << np.uint32(v % 32)
-    return words
-
-
 def _reachable(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Node ids reachable from root 0, ascending (so the root stays first)."""
     n = len(left)
@@ -466,38 +457,3 @@ def _reachable(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         frontier = frontier[(frontier >= 0) & (frontier < n)]
         frontier = frontier[~seen[frontier]]
     return np.flatnonzero(seen).astype(np.int64)
-
-
-def _concat(parts: list[dict]) -> dict:
-    sizes = np.asarray([len(p["split_feature"]) for p in parts], dtype=np.int64)
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-
-    def cat(key, dtype):
-        if not parts:
-            return np.zeros(0, dtype=dtype)
-        return np.concatenate([p[key] for p in parts]).astype(dtype)
-
-    is_cat = cat("is_categorical", bool)
-    has_cat = bool(is_cat.any())
-    cat_offsets = cat_words = None
-    if has_cat:
-        sets = [s for p in parts for s in p["cat_sets"]]
-        lens = np.asarray([len(s) if is_cat[i] else 0 for i, s in enumerate(sets)], dtype=np.int64)
-        cat_offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-        np.cumsum(lens, out=cat_offsets[1:])
-        chosen = [s for i, s in enumerate(sets) if is_cat[i]]
-        cat_words = np.concatenate(chosen).astype(np.uint32) if chosen else np.zeros(0, np.uint32)
-    return {
-        "offsets": offsets,
-        "split_feature": cat("split_feature", np.int32),
-        "threshold": cat("threshold", np.float64),
-        "left": cat("left", np.int32),
-        "right": cat("right", np.int32),
-        "default_left": cat("default_left", bool),
-        "leaf_value": cat("leaf_value", np.float64),
-        "is_categorical": is_cat,
-        "has_cat": has_cat,
-        "cat_offsets": cat_offsets,
-        "cat_words": cat_words,
-    }

@@ -1,0 +1,63 @@
+"""Helpers the tree readers share: per-tree node arrays -> the flat arrays of ir.TreeEnsemble."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def category_bitset(values) -> np.ndarray:
+    """uint32 words with bit v set for every category v (one zero word for an empty set)."""
+    values = np.asarray(values, dtype=np.int64)
+    if len(values) == 0:
+        return np.zeros(1, dtype=np.uint32)
+    words = np.zeros(int(values.max()) // 32 + 1, dtype=np.uint32)
+    for v in values:
+        words[v // 32] |= np.uint32(1) << np.uint32(v % 32)
+    return words
+
+
+def concat_trees(parts: list[dict]) -> dict:
+    """Concatenate per-tree node arrays in tree order.
+
+    Each part holds split_feature, threshold, left, right, default_left, leaf_value and
+    is_categorical arrays (children local to the tree), and cat_sets: None when the tree has
+    no categorical split, else one entry per node whose categorical entries are bitset words
+    (``category_bitset``).
+    """
+    sizes = np.asarray([len(p["split_feature"]) for p in parts], dtype=np.int64)
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+
+    def cat(key, dtype):
+        if not parts:
+            return np.zeros(0, dtype=dtype)
+        return np.concatenate([p[key] for p in parts]).astype(dtype)
+
+    is_cat = cat("is_categorical", bool)
+    has_cat = bool(is_cat.any())
+    cat_offsets = cat_words = None
+    if has_cat:
+        words, lens = [], []
+        for p in parts:
+            for i, categorical in enumerate(p["is_categorical"]):
+                if categorical:
+                    words.append(p["cat_sets"][i])
+                    lens.append(len(p["cat_sets"][i]))
+                else:
+                    lens.append(0)
+        cat_offsets = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(np.asarray(lens, dtype=np.int64), out=cat_offsets[1:])
+        cat_words = np.concatenate(words).astype(np.uint32)
+    return {
+        "offsets": offsets,
+        "split_feature": cat("split_feature", np.int32),
+        "threshold": cat("threshold", np.float64),
+        "left": cat("left", np.int32),
+        "right": cat("right", np.int32),
+        "default_left": cat("default_left", bool),
+        "leaf_value": cat("leaf_value", np.float64),
+        "is_categorical": is_cat,
+        "has_cat": has_cat,
+        "cat_offsets": cat_offsets,
+        "cat_words": cat_words,
+    }
