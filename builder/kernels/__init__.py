@@ -1,7 +1,8 @@
 """THE ONLY CODE THAT SHIPS INSIDE THE PICKLE.
 
-Modules here import only numpy, pandas and the standard library, never another ``builder``
-module (not even each other through ``builder.kernels...`` absolute imports at module level in
-a way that would pickle by reference). ``builder.pack`` registers this package for
-pickling by value, so the container needs no ``builder``.
+Modules here import only numpy, pandas, the standard library and each other (relative or
+``builder.kernels...`` imports both work: ``builder.pack`` registers this whole package for
+pickling by value, so the container needs no ``builder``). They never import another
+``builder`` module, not even inside a function body. tests/test_kernels_imports.py checks every
+import statement of every module here, and the build scans each pickle's imports.
 """
