@@ -1,0 +1,179 @@
+"""Every file an artifact's reader opens is an input of numerai.lock: an ONNX model saved with
+external data (``model.onnx`` + ``model.onnx.data``, as torch's exporter writes large models)
+is rebuilt when only the ``.data`` file changes, and a missing ``.data`` file is one clear error
+at the numerai.yaml line that names the artifact."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from onnx import numpy_helper
+from typer.testing import CliRunner
+
+import builder.lock as locks
+from builder.artifacts import input_files
+from builder.artifacts import onnx as onnx_reader
+from builder.cli import app
+from builder.config import load
+from builder.pack import kernel_sources_digest
+from tests.buildkit import train_lightgbm, write_config, write_data
+
+MODELS = """
+mlp:
+  artifact: artifacts/model.onnx
+  features: small
+  postprocessing: []
+"""
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built_template(tmp_path_factory):
+    """A project whose one slot is an MLP (trained on the project's data) stored as
+    model.onnx + model.onnx.data, built once."""
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPRegressor
+
+    root = tmp_path_factory.mktemp("inputs") / "project"
+    root.mkdir()
+    sets = write_data(root, nan_fraction=0.0)
+    train = pd.read_parquet(root / "data" / "train.parquet")
+    X = train[sets["small"]].to_numpy(dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a few iterations are enough here
+        mlp = MLPRegressor(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+        mlp.fit(X, train["target"].to_numpy())
+    (root / "artifacts").mkdir()
+    _save_with_external_data(to_onnx(mlp, X[:1], target_opset=17), root / "artifacts")
+    write_config(root, MODELS)
+    result = runner.invoke(app, ["build", "-f", str(root / "numerai.yaml")])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture()
+def project(built_template, tmp_path):
+    root = tmp_path / "project"
+    shutil.copytree(built_template, root)
+    return root
+
+
+def _save_with_external_data(model, folder):
+    # onnx moves only tensors held in raw_data; skl2onnx writes float_data, so re-encode
+    for tensor in model.graph.initializer:
+        if not tensor.HasField("raw_data"):
+            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
+    onnx.save_model(
+        model,
+        str(folder / "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx.data",
+        size_threshold=0,
+    )
+
+
+def _change_only_the_external_data(root):
+    """New weights in model.onnx.data; model.onnx keeps its bytes (same names, offsets, sizes)."""
+    folder = root / "artifacts"
+    onnx_bytes = (folder / "model.onnx").read_bytes()
+    model = onnx.load(str(folder / "model.onnx"))
+    tensor = next(t for t in model.graph.initializer if t.name == "intercepts1")  # output bias
+    changed = numpy_helper.to_array(tensor) + np.float32(0.25)
+    tensor.CopyFrom(numpy_helper.from_array(changed, tensor.name))
+    (folder / "model.onnx.data").unlink()  # onnx appends to an existing data file
+    _save_with_external_data(model, folder)
+    assert (folder / "model.onnx").read_bytes() == onnx_bytes
+
+
+def _build(root, *args):
+    return runner.invoke(app, ["build", "-f", str(root / "numerai.yaml"), *args])
+
+
+def _inputs(root):
+    project = load(root / "numerai.yaml")
+    return locks.slot_inputs(project, project.models[0], kernel_sources_digest())
+
+
+def test_onnx_reader_names_the_model_file_then_its_external_data_file(project):
+    folder = project / "artifacts"
+    assert input_files(folder / "model.onnx", "onnx") == (
+        folder / "model.onnx",
+        folder / "model.onnx.data",
+    )
+
+
+def test_single_file_formats_name_only_the_artifact(tmp_path):
+    sets = write_data(tmp_path, nan_fraction=0.0)
+    path = train_lightgbm(tmp_path, "reg", sets["small"])
+    assert input_files(path, "lightgbm") == (path,)
+
+
+def test_lock_records_the_external_data_file_with_its_sha256(project):
+    artifact = json.loads((project / "numerai.lock").read_text())["slots"]["mlp"]["inputs"][
+        "artifacts"
+    ][0]
+    data = project / "artifacts" / "model.onnx.data"
+    assert artifact["path"] == "artifacts/model.onnx"
+    assert artifact["side_files"] == [
+        {"path": "artifacts/model.onnx.data", "sha256": locks.file_sha256(data)}
+    ]
+
+
+def test_changing_only_the_external_data_invalidates_artifacts(project):
+    before = _inputs(project)
+    _change_only_the_external_data(project)
+    assert locks.changed_inputs({"inputs": before}, _inputs(project)) == ["artifacts"]
+
+
+def test_build_check_exits_1_when_only_the_external_data_changed(project):
+    _change_only_the_external_data(project)
+    result = _build(project, "--check")
+    assert result.exit_code == 1
+    assert "mlp: out of date (artifacts)" in result.output
+
+
+def test_build_rebuilds_a_different_pickle_when_only_the_external_data_changed(project):
+    old_sha = json.loads((project / "numerai.lock").read_text())["slots"]["mlp"]["pickle"]["sha256"]
+    _change_only_the_external_data(project)
+    result = _build(project)
+    assert result.exit_code == 0, result.output
+    assert "mlp: built" in result.output
+    new_sha = json.loads((project / "numerai.lock").read_text())["slots"]["mlp"]["pickle"]["sha256"]
+    assert new_sha != old_sha
+    assert _build(project, "--check").exit_code == 0
+
+
+def test_reader_takes_the_weights_from_the_external_data_file(project):
+    path = project / "artifacts" / "model.onnx"
+    before = onnx_reader.read(path)
+    _change_only_the_external_data(project)
+    after = onnx_reader.read(path)
+    changed = [
+        name
+        for name, value in before.initializers.items()
+        if not np.array_equal(value, after.initializers[name])
+    ]
+    assert len(changed) == 1
+
+
+def test_missing_external_data_file_is_one_error_naming_it_and_the_config_line(project):
+    (project / "artifacts" / "model.onnx.data").unlink()
+    result = _build(project, "--check")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert re.match(
+        r"error: \S*numerai\.yaml:8:\d+: models\.mlp\.artifact: model\.onnx: the external "
+        r"data file 'model\.onnx\.data' \(of tensor '\w+'\) does not exist",
+        lines[0],
+    ), lines[0]
+    assert "does not exist" in lines[0]
