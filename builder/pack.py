@@ -26,6 +26,7 @@ from builder.errors import NmrError
 
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 CHILD_SOURCE = Path(__file__).resolve().parent / "pack_child.py"
+ENCODER_SOURCE = Path(__file__).resolve()  # encode(): the spec the child rebuilds objects from
 KERNELS_PACKAGE = "builder.kernels"
 
 # Top-level modules a pickle may import: every numerai_predict image has them (a by-value
@@ -178,12 +179,15 @@ def module_allowed(top_level: str) -> bool:
 
 
 def kernel_sources_digest() -> str:
-    """sha256 over the kernel sources (relative path + bytes), what the pickle's code is made of."""
+    """sha256 over every source that shapes the pickle's bytes besides its inputs: the kernel
+    sources (relative path + bytes) the pickle's code is made of, the in-runtime packer that
+    rebuilds and cloudpickles them (pack_child.py) and the spec encoder (this module)."""
     digest = hashlib.sha256()
     for path in sorted(KERNELS_DIR.rglob("*.py")):
         digest.update(path.relative_to(KERNELS_DIR).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    digest.update(b"child\0" + CHILD_SOURCE.read_bytes())
+    digest.update(b"child\0" + CHILD_SOURCE.read_bytes() + b"\0")
+    digest.update(b"encoder\0" + ENCODER_SOURCE.read_bytes())
     return digest.hexdigest()
 
 
