@@ -1,8 +1,8 @@
 """Pack a bundle into pickle bytes inside the target runtime's env, then scan what they import.
 
-The builder never pickles what ships (ARCHITECTURE.md invariant 2). It writes the object tree in
-a neutral form (JSON naming ``builder.kernels`` classes + an ``.npz`` of the arrays) and the env's
-own interpreter rebuilds the objects from the kernel sources and cloudpickles them with the
+The builder never pickles what ships (its Python may differ from the runtime's). It writes the
+object tree in a neutral form (JSON naming ``builder.kernels`` classes + an ``.npz`` of the
+arrays) and the env's own interpreter rebuilds the objects from the kernel sources and cloudpickles them with the
 runtime's cloudpickle (``builder/pack_child.py``). The bytes depend only on that spec, the kernel
 sources and the env, not on the builder's Python or the checkout's path.
 """

@@ -4,7 +4,7 @@ Loading a pickle runs code chosen by whoever wrote the file, so this reader is o
 called on paths from the user's own numerai.yaml (the docs say so). It needs scikit-learn
 installed at build time; the compiled model does not.
 
-Supported estimators and the rules translated (../shared/COMPILERS.md §3):
+Supported estimators and the rules translated (from scikit-learn's own sources, named below):
 
 * DecisionTree{Regressor,Classifier}, RandomForest*, ExtraTrees*: input cast to float32,
   ``float32(x) <= threshold`` compared in double, NaN follows ``missing_go_to_left``

@@ -2,7 +2,7 @@
 
 The reader parses the document itself (JSON, or UBJSON via ``builder.artifacts.ubjson``), so
 the xgboost package is needed only by ``native_predict``. Layouts of XGBoost 1.7 through 3.x
-are accepted; see ../shared/COMPILERS.md §2 for every rule translated here:
+are accepted. The rules translated here (from XGBoost's ``src/tree`` and ``src/predictor``):
 
 * splits are ``x < split_condition`` with x and the condition in float32;
 * NaN goes to the ``default_left`` side;
