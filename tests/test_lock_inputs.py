@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,7 +20,7 @@ from onnx import numpy_helper
 from typer.testing import CliRunner
 
 import builder.lock as locks
-from builder.artifacts import input_files
+from builder.artifacts import input_files, read
 from builder.artifacts import onnx as onnx_reader
 from builder.cli import app
 from builder.config import load
@@ -177,3 +179,49 @@ def test_missing_external_data_file_is_one_error_naming_it_and_the_config_line(p
         lines[0],
     ), lines[0]
     assert "does not exist" in lines[0]
+
+
+_OPENED: list[Path] | None = None  # files opened while a test records, else None
+
+
+def _record_opens(event, args):
+    # an audit hook cannot be removed, so it only records while a test asks it to
+    if _OPENED is not None and event == "open" and isinstance(args[0], (str, Path)):
+        _OPENED.append(Path(args[0]).resolve())
+
+
+sys.addaudithook(_record_opens)
+
+
+def _write_artifact(kind, root, features):
+    """A small real model of each format, trained on the project's data."""
+    import joblib
+    import xgboost as xgb
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    if kind == "lightgbm":
+        return train_lightgbm(root, "reg", features)
+    train = pd.read_parquet(root / "data" / "train.parquet")
+    X, y = train[features], train["target"]
+    path = root / "artifacts" / f"model.{ {'xgboost': 'json', 'sklearn': 'joblib'}[kind] }"
+    if kind == "xgboost":
+        booster = xgb.train({"max_depth": 3, "nthread": 1}, xgb.DMatrix(X, y), 4)
+        booster.save_model(str(path))
+    else:
+        joblib.dump(HistGradientBoostingRegressor(max_iter=4).fit(X, y), path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["lightgbm", "xgboost", "sklearn"])
+def test_reader_opens_no_project_file_it_does_not_name(kind, tmp_path):
+    global _OPENED
+    sets = write_data(tmp_path, nan_fraction=0.0)
+    (tmp_path / "artifacts").mkdir(exist_ok=True)
+    path = _write_artifact(kind, tmp_path, sets["small"])
+    _OPENED = []
+    try:
+        read(path, kind, sets["small"])
+        opened = {f for f in _OPENED if f.is_relative_to(tmp_path.resolve())}
+    finally:
+        _OPENED = None
+    assert opened == {p.resolve() for p in input_files(path, kind)}
