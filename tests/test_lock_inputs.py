@@ -24,6 +24,7 @@ from builder.artifacts import input_files, read
 from builder.artifacts import onnx as onnx_reader
 from builder.cli import app
 from builder.config import load
+from builder.errors import NmrError
 from builder.pack import kernel_sources_digest
 from tests.buildkit import train_lightgbm, write_config, write_data
 
@@ -179,6 +180,39 @@ def test_missing_external_data_file_is_one_error_naming_it_and_the_config_line(p
         lines[0],
     ), lines[0]
     assert "does not exist" in lines[0]
+
+
+def test_external_data_outside_the_model_folder_is_refused_naming_the_tensor(tmp_path):
+    from onnx import helper
+
+    weight = numpy_helper.from_array(np.ones((3, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 1])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (tmp_path / "models").mkdir()
+    onnx.save_model(
+        model,
+        str(tmp_path / "models" / "m.onnx"),
+        save_as_external_data=True,
+        location="m.onnx.data",
+        size_threshold=0,
+    )
+    # move the data one folder up and point the tensor there
+    (tmp_path / "models" / "m.onnx.data").rename(tmp_path / "m.onnx.data")
+    stored = onnx.load(str(tmp_path / "models" / "m.onnx"), load_external_data=False)
+    for entry in stored.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../m.onnx.data"
+    onnx.save_model(stored, str(tmp_path / "models" / "m.onnx"))
+    with pytest.raises(
+        NmrError, match=r"tensor 'w' names external data '\.\./m\.onnx\.data' outside"
+    ):
+        input_files(tmp_path / "models" / "m.onnx", "onnx")
 
 
 _OPENED: list[Path] | None = None  # files opened while a test records, else None

@@ -193,6 +193,12 @@ def _external_files(model, path: Path) -> list[Path]:
             continue
         location = ExternalDataInfo(tensor).location
         file = path.parent / location
+        # onnx itself refuses to read outside the model's folder; say so before hashing anything
+        if not file.resolve().is_relative_to(path.parent.resolve()):
+            raise ArtifactError(
+                f"{path.name}: tensor {tensor.name!r} names external data {location!r} outside "
+                "the model's folder; keep the data files next to the .onnx file"
+            )
         if not file.is_file():
             raise ArtifactError(
                 f"{path.name}: the external data file {location!r} (of tensor {tensor.name!r}) "
