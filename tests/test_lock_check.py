@@ -3,14 +3,10 @@ legacy_signature or to the code that packs the pickle inside the runtime makes i
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from typer.testing import CliRunner
 
 import builder.pack as pack_module
-from builder.cli import app
-from tests.buildkit import train_lightgbm, write_config, write_data
+from tests.buildkit import copy_project, nmr_cli, train_lightgbm, write_config, write_data
 
 MODELS = """
 blend:
@@ -19,8 +15,6 @@ blend:
     - {artifact: artifacts/b.txt, weight: 0.3}
   features: small
 """
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +25,18 @@ def built_template(tmp_path_factory):
     train_lightgbm(root, "a", sets["small"], seed=1)
     train_lightgbm(root, "b", sets["small"], seed=2)
     write_config(root, MODELS)
-    result = runner.invoke(app, ["build", "-f", str(root / "numerai.yaml")])
+    result = nmr_cli("build", "-f", root / "numerai.yaml")
     assert result.exit_code == 0, result.output
     return root
 
 
 @pytest.fixture()
 def project(built_template, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(built_template, root)
-    return root
+    return copy_project(built_template, tmp_path)
 
 
 def _check(root):
-    return runner.invoke(app, ["build", "--check", "-f", str(root / "numerai.yaml")])
+    return nmr_cli("build", "--check", "-f", root / "numerai.yaml")
 
 
 def test_check_passes_on_the_built_ensemble(project):

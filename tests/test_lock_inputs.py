@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -17,16 +16,14 @@ import onnx
 import pandas as pd
 import pytest
 from onnx import numpy_helper
-from typer.testing import CliRunner
 
 import builder.lock as locks
 from builder.artifacts import input_files, read
 from builder.artifacts import onnx as onnx_reader
-from builder.cli import app
 from builder.config import load
 from builder.errors import NmrError
 from builder.pack import kernel_sources_digest
-from tests.buildkit import train_lightgbm, write_config, write_data
+from tests.buildkit import copy_project, nmr_cli, train_lightgbm, write_config, write_data
 
 MODELS = """
 mlp:
@@ -34,8 +31,6 @@ mlp:
   features: small
   postprocessing: []
 """
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +52,14 @@ def built_template(tmp_path_factory):
     (root / "artifacts").mkdir()
     _save_with_external_data(to_onnx(mlp, X[:1], target_opset=17), root / "artifacts")
     write_config(root, MODELS)
-    result = runner.invoke(app, ["build", "-f", str(root / "numerai.yaml")])
+    result = nmr_cli("build", "-f", root / "numerai.yaml")
     assert result.exit_code == 0, result.output
     return root
 
 
 @pytest.fixture()
 def project(built_template, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(built_template, root)
-    return root
+    return copy_project(built_template, tmp_path)
 
 
 def _save_with_external_data(model, folder):
@@ -98,7 +91,7 @@ def _change_only_the_external_data(root):
 
 
 def _build(root, *args):
-    return runner.invoke(app, ["build", "-f", str(root / "numerai.yaml"), *args])
+    return nmr_cli("build", "-f", root / "numerai.yaml", *args)
 
 
 def _inputs(root):
