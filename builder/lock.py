@@ -2,8 +2,10 @@
 
 JSON with sorted keys, relative paths only and no timestamps, so it changes exactly when an input
 or the output changes. Per slot it records the *inputs* (runtime tag, Python minor, the pins the
-build env installs, sha256 of every artifact, of the feature list, of the normalized model config,
-of the train data when fitted steps read it, of the kernel sources, and the nmr version), the
+build env installs, sha256 of every file each artifact's reader opens -- the artifact and its side
+files such as ONNX external data --, of the feature list, of the normalized model config, of the
+train data when fitted steps read it, of the sources that make the pickle (kernels and packer), and
+the nmr version), the
 *build env* (Python version, installed packages) and the *pickle* (path, sha256, size).
 
 A slot is up to date when its inputs digest equals the locked one and its pickle on disk has the
@@ -65,14 +67,7 @@ def render(data: dict) -> str:
 def slot_inputs(project: Project, model: ModelConfig, kernels_sha256: str) -> dict:
     """Everything the slot's pickle bytes depend on, as hashes and small values."""
     runtime = runtimes.get(model.runtime)
-    artifacts = [
-        {
-            "path": relative(project, member.artifact),
-            "format": member.format,
-            "sha256": file_sha256(Path(member.artifact)),
-        }
-        for member in model.members
-    ]
+    artifacts = [artifact_inputs(project, model, index) for index in range(len(model.members))]
     inputs = {
         "runtime": runtime.tag,
         "python": runtime.python,
@@ -90,6 +85,34 @@ def slot_inputs(project: Project, model: ModelConfig, kernels_sha256: str) -> di
             "sha256": file_sha256(Path(train)) if train and Path(train).is_file() else None,
         }
     return inputs
+
+
+def artifact_inputs(project: Project, model: ModelConfig, index: int) -> dict:
+    """One member's artifact as the lock records it: path, format, the sha256 of the file, and
+    ``side_files`` (path + sha256 of each other file its reader opens, e.g. ONNX external data)
+    when there are any."""
+    from builder.artifacts import input_files
+
+    member = model.members[index]
+    try:
+        artifact, *side = input_files(Path(member.artifact), member.format)
+    except NmrError as error:
+        key = f"ensemble[{index}].artifact" if model.ensemble else "artifact"
+        where = str(member.mark or model.mark or project.config_path.name)
+        raise NmrError(f"{where}: models.{model.slot}.{key}: {error}") from error
+    entry = {
+        "path": relative(project, artifact),
+        "format": member.format,
+        "sha256": file_sha256(artifact),
+    }
+    if side:
+        entry["side_files"] = hashed_files(project, side)
+    return entry
+
+
+def hashed_files(project: Project, paths) -> list[dict]:
+    """``[{"path": relative path, "sha256": ...}]`` for each file, in the order given."""
+    return [{"path": relative(project, path), "sha256": file_sha256(Path(path))} for path in paths]
 
 
 def inputs_sha256(inputs: dict) -> str:

@@ -1,8 +1,8 @@
 """Pack a bundle into pickle bytes inside the target runtime's env, then scan what they import.
 
-The builder never pickles what ships (ARCHITECTURE.md invariant 2). It writes the object tree in
-a neutral form (JSON naming ``builder.kernels`` classes + an ``.npz`` of the arrays) and the env's
-own interpreter rebuilds the objects from the kernel sources and cloudpickles them with the
+The builder never pickles what ships (its Python may differ from the runtime's). It writes the
+object tree in a neutral form (JSON naming ``builder.kernels`` classes + an ``.npz`` of the
+arrays) and the env's own interpreter rebuilds the objects from the kernel sources and cloudpickles them with the
 runtime's cloudpickle (``builder/pack_child.py``). The bytes depend only on that spec, the kernel
 sources and the env, not on the builder's Python or the checkout's path.
 """
@@ -26,6 +26,7 @@ from builder.errors import NmrError
 
 KERNELS_DIR = Path(__file__).resolve().parent / "kernels"
 CHILD_SOURCE = Path(__file__).resolve().parent / "pack_child.py"
+ENCODER_SOURCE = Path(__file__).resolve()  # encode(): the spec the child rebuilds objects from
 KERNELS_PACKAGE = "builder.kernels"
 
 # Top-level modules a pickle may import: every numerai_predict image has them (a by-value
@@ -178,12 +179,15 @@ def module_allowed(top_level: str) -> bool:
 
 
 def kernel_sources_digest() -> str:
-    """sha256 over the kernel sources (relative path + bytes), what the pickle's code is made of."""
+    """sha256 over every source that shapes the pickle's bytes besides its inputs: the kernel
+    sources (relative path + bytes) the pickle's code is made of, the in-runtime packer that
+    rebuilds and cloudpickles them (pack_child.py) and the spec encoder (this module)."""
     digest = hashlib.sha256()
     for path in sorted(KERNELS_DIR.rglob("*.py")):
         digest.update(path.relative_to(KERNELS_DIR).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    digest.update(b"child\0" + CHILD_SOURCE.read_bytes())
+    digest.update(b"child\0" + CHILD_SOURCE.read_bytes() + b"\0")
+    digest.update(b"encoder\0" + ENCODER_SOURCE.read_bytes())
     return digest.hexdigest()
 
 
@@ -259,11 +263,16 @@ def _object_state(value, where: str) -> dict:
     return state
 
 
-def inspect_pickle(path: Path, python: str | os.PathLike | None = None) -> dict:
+def inspect_pickle(
+    path: Path, python: str | os.PathLike | None = None, runtime_tag: str | None = None
+) -> dict:
     """What a pickle is: size, sha256, imported globals and modules, and, when ``python`` is
     given (an interpreter with the pickle's libraries), its signature and nmr bundle summary.
 
-    Loading runs the pickle's code, so it happens in a subprocess of that interpreter.
+    ``modules_outside`` lists each imported top-level module nmr pickles never use, with its
+    distribution and whether the image of ``runtime_tag`` (default: the default runtime) has
+    it; when loaded, also whether ``python``'s env has it. ``load_error`` is set when ``python``
+    cannot load the pickle. Loading runs the pickle's code, so it happens in a subprocess.
     """
     data = Path(path).read_bytes()
     try:
@@ -278,31 +287,65 @@ def inspect_pickle(path: Path, python: str | os.PathLike | None = None) -> dict:
         "modules": modules,
         "refused": [g for g in globals_ if not module_allowed(g.split(".")[0])],
     }
+    info["modules_outside"] = _modules_outside(info["refused"], runtime_tag)
     if python is None:
         return info
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    outside = [entry["module"] for entry in info["modules_outside"]]
     out = subprocess.run(
-        [str(python), "-s", "-c", _INSPECT_CHILD, str(Path(path).resolve())],
+        [str(python), "-s", "-c", _INSPECT_CHILD, str(Path(path).resolve()), json.dumps(outside)],
         capture_output=True,
         text=True,
         env=env,
         cwd=tempfile.gettempdir(),
         timeout=300,
     )
-    if out.returncode != 0:
+    try:  # the child's last line; a crash may leave none, or only the pickle's own prints
+        report = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        report = {}
+    absent = set(report.pop("absent", ()))
+    for entry in info["modules_outside"]:
+        entry["in_env"] = entry["module"] not in absent
+    if out.returncode != 0 and "load_error" not in report:  # killed, or crashed in C code
         lines = [line for line in out.stderr.splitlines() if line.strip()]
-        info["load_error"] = lines[-1] if lines else f"exit code {out.returncode}"
-        return info
-    info.update(json.loads(out.stdout.strip().splitlines()[-1]))
+        report["load_error"] = lines[-1] if lines else f"exit code {out.returncode}"
+    info.update(report)
     return info
 
 
+def _modules_outside(refused: list[str], runtime_tag: str | None) -> list[dict]:
+    """Per top-level module outside nmr's set: its distribution and the image's pin of it."""
+    from builder import runtimes
+    from builder.envextras import distribution_for
+
+    runtime = runtimes.get(runtime_tag or runtimes.default_tag())
+    entries: dict[str, dict] = {}
+    for global_name in refused:
+        module = global_name.split(".")[0]
+        if module not in entries:
+            dist = distribution_for(global_name)
+            entries[module] = {
+                "module": module,
+                "distribution": dist,
+                "runtime": runtime.tag,
+                "image_version": runtime.pins.get(dist),
+            }
+    return list(entries.values())
+
+
 _INSPECT_CHILD = """
-import inspect, json, pickle, sys
-with open(sys.argv[1], "rb") as handle:
-    obj = pickle.load(handle)
+import importlib.util, inspect, json, pickle, sys
+out = {"absent": [m for m in json.loads(sys.argv[2]) if importlib.util.find_spec(m) is None]}
+try:
+    with open(sys.argv[1], "rb") as handle:
+        obj = pickle.load(handle)
+except Exception as error:
+    out["load_error"] = "%s: %s" % (type(error).__name__, error)
+    print(json.dumps(out, default=str))
+    sys.exit(0)
 cls = type(obj)
-out = {"type": cls.__module__ + "." + cls.__qualname__, "callable": callable(obj)}
+out.update({"type": cls.__module__ + "." + cls.__qualname__, "callable": callable(obj)})
 try:
     out["parameters"] = list(inspect.signature(obj).parameters)
 except (TypeError, ValueError) as error:

@@ -130,3 +130,21 @@ def run_pickle_in_env(
     if result.returncode != 0:
         raise AssertionError(result.stderr)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def nmr_cli(*args):
+    """Run the nmr CLI in-process (typer's CliRunner); the click Result (exit_code, output)."""
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def copy_project(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a built project (pickles and numerai.lock included) for one test."""
+    import shutil
+
+    root = tmp_path / "project"
+    shutil.copytree(template, root)
+    return root

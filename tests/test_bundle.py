@@ -357,3 +357,25 @@ def test_features_become_float64_with_nan_for_preprocessing_or_mixed_dtypes():
     nullable = pd.DataFrame({"a": pd.array([1, None], dtype="Int8")})
     X = feature_matrix(nullable, preprocessing=[])
     assert X.dtype == np.float64 and np.isnan(X[1, 0])
+
+
+@pytest.mark.parametrize("written,expected", [("proportion: 0.37", 0.37), ("", 1.0)])
+def test_neutralize_proportion_in_numerai_yaml_reaches_the_step(project_dir, written, expected):
+    root, sets = project_dir
+    params = ", ".join(p for p in ("features: small", written) if p)
+    bundle = _bundle(
+        root,
+        f"""
+        m:
+          artifact: artifacts/reg_small.txt
+          features: small
+          postprocessing:
+            - neutralize: {{{params}}}
+            - rank_per_era: {{}}
+        """,
+        "neutralize_proportion.yaml",
+    )
+    step = bundle.postprocessing[0]
+    assert step.name == "neutralize"
+    assert step.columns == tuple(sets["small"])
+    assert step.proportion == expected

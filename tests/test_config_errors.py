@@ -80,6 +80,47 @@ def test_duplicate_key_is_refused_naming_both_places(project):
     assert "duplicate key 'features' (first defined at line 5, column 5)" in problem.message
 
 
+def test_duplicate_key_in_a_flow_mapping_names_line_and_column_of_both(project):
+    # every position here has line != column, so a swapped pair shows
+    problem = only(
+        problems_of(
+            project,
+            """
+            version: 1
+            models:
+              m: {artifact: artifacts/a.txt, features: small, features: medium}
+            """,
+        )
+    )
+    assert (problem.line, problem.col, problem.path) == (3, 51, "models.m.features")
+    assert "duplicate key 'features' (first defined at line 3, column 34)" in problem.message
+
+
+@pytest.mark.parametrize("value,line,col", [("1.5", 8, 51), ("-0.1", 8, 51)])
+def test_neutralize_proportion_outside_0_1_is_refused_at_its_place_naming_the_range(
+    project, value, line, col
+):
+    problem = only(
+        problems_of(
+            project,
+            f"""
+            version: 1
+            models:
+              m:
+                artifact: artifacts/a.txt
+                features: small
+                postprocessing:
+                  - rank_per_era: {{}}
+                  - neutralize: {{features: small, proportion: {value}}}
+                  - rank_per_era: {{}}
+            """,
+        )
+    )
+    assert (problem.line, problem.col) == (line, col)
+    assert problem.path == "models.m.postprocessing[1].neutralize.proportion"
+    assert problem.message == f"must be between 0 and 1, got {value}"
+
+
 def test_duplicate_model_slot_is_refused(project):
     problem = only(
         problems_of(

@@ -289,3 +289,24 @@ def test_a_pickle_uploaded_outside_nmr_is_drift_and_apply_replaces_it(sandbox, c
     assert [(c.symbol, c.old_filename.startswith("model-")) for c in plan.changes] == [("!", True)]
     assert outcomes[0].status == "applied"
     assert assigned_filename(server, SLOT).startswith(_stem(desired[0]))
+
+
+def test_a_pickle_uploaded_for_another_docker_image_is_not_reused(sandbox, client, tmp_path):
+    server, _ = sandbox
+    first = _deployed(client, tmp_path)
+    puts = put_count(server)
+    other_runtime = "numerai_predict_py_3_11:a78dedd"
+    moved = [replace(first[0], runtime=other_runtime)]  # the same bytes, for another image
+
+    plan, outcomes = _deploy(client, moved)
+
+    assert [c.action for c in plan.changes] == ["update"]
+    assert any(reason.startswith("docker image ") for reason in plan.changes[0].reasons)
+    assert outcomes[0].status == "applied" and outcomes[0].uploaded
+    assert put_count(server) == puts + 1
+    image = server.store.one(
+        "SELECT i.image, i.tag FROM models m JOIN pickles p ON p.id = m.assigned_pickle_id"
+        " JOIN docker_images i ON i.id = p.docker_image_id WHERE m.name = ?",
+        (SLOT,),
+    )
+    assert f"{image['image']}:{image['tag']}" == other_runtime

@@ -105,3 +105,15 @@ def test_a_plan_of_another_format_version_is_refused():
 def test_hash_is_read_from_the_server_filename_but_not_from_foreign_names():
     assert sha_prefix(_server_name(NEW)) == NEW[:16]
     assert sha_prefix("my-nmr-model.pkl") is None
+
+
+def test_same_pickle_on_another_docker_image_is_an_update_saying_why():
+    other = "numerai_predict_py_3_11:a78dedd"
+    plan = make_plan(
+        [_want()],
+        _remote(filename=_server_name(NEW), image=other),
+        "http://api",
+        docker_images={TAG: TAG},
+    )
+    assert plan.changes[0].action == "update"
+    assert plan.changes[0].reasons == (f"docker image {other} -> {TAG}",)

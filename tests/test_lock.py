@@ -132,3 +132,35 @@ def test_lock_text_has_sorted_keys_and_no_absolute_paths(project_dir):
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     assert inputs["artifacts"][0]["path"] == "artifacts/reg.txt"
     assert inputs["train"]["path"] == "data/train.parquet"
+
+
+ENSEMBLE = """
+m:
+  ensemble:
+    - {artifact: artifacts/reg.txt, weight: 0.7}
+    - {artifact: artifacts/reg.txt, weight: 0.3}
+  features: small
+"""
+
+
+def test_member_weight_change_invalidates_config(project_dir):
+    before = _inputs(project_dir, ENSEMBLE)
+    after = _inputs(project_dir, ENSEMBLE.replace("weight: 0.3", "weight: 0.4"))
+    assert _changed(before, after) == ["config_sha256"]
+
+
+def test_legacy_signature_change_invalidates_config(project_dir):
+    before = _inputs(project_dir)
+    after = _inputs(project_dir, BASE + "  deploy: {legacy_signature: true}\n")
+    assert _changed(before, after) == ["config_sha256"]
+
+
+@pytest.mark.parametrize("source", ["CHILD_SOURCE", "ENCODER_SOURCE"])
+def test_packer_source_change_invalidates_kernels(project_dir, tmp_path, monkeypatch, source):
+    before = _inputs(project_dir)
+    changed = tmp_path / "packer.py"
+    changed.write_bytes(getattr(pack_module, source).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(pack_module, source, changed)
+    assert _changed(before, _inputs(project_dir, kernels=kernel_sources_digest())) == [
+        "kernels_sha256"
+    ]

@@ -171,3 +171,23 @@ def test_op_matches_onnxruntime(case, tmp_path):
     assert ours.shape == reference.shape
     assert ours.dtype == reference.dtype
     assert max_relative_difference(ours, reference) <= 1e-5
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -2])
+def test_softmax_before_opset_13_flattens_3d_input_at_axis_as_onnxruntime_does(op, axis, tmp_path):
+    # opset < 13: the input is coerced to 2-D (prod(shape[:axis]), prod(shape[axis:])) and the
+    # softmax runs over the whole second dimension, not only along `axis`
+    model = _graph(
+        [_node("Reshape", ("x", "shape"), out="cube"), _node(op, ("cube",), axis=axis)],
+        {"shape": np.array([0, 2, 3], np.int64)},
+        opset=11,
+    )
+    path = tmp_path / "op.onnx"
+    onnx.save(model, str(path))
+    X = _inputs()[2:]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (reference,) = session.run(None, {"x": X})
+    ours = compile_graph(onnx_reader.read(path)).run(X)
+    assert ours.shape == reference.shape == (len(X), 2, 3)
+    assert max_relative_difference(ours, reference) <= 1e-5

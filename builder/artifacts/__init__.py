@@ -4,6 +4,8 @@ Each reader module exposes:
   FORMAT: str                      the format name used in numerai.yaml
   SUFFIXES: tuple[str, ...]        file suffixes that infer this format
   read(path, feature_names=None) -> builder.ir.TreeEnsemble | builder.ir.Graph
+  input_files(path) -> tuple[Path, ...]   (only formats in NAMES_OTHER_FILES)
+      every file ``read`` opens, the artifact first; numerai.lock hashes exactly these.
   native_predict(path, X: np.ndarray, feature_names) -> np.ndarray  (n_rows, n_outputs)
       the native library's own predictions (for fidelity checks); needs the library installed.
 The registry below is data so `nmr` can print what is supported.
@@ -22,6 +24,11 @@ FORMATS: dict[str, str] = {
     "sklearn": "builder.artifacts.sklearn",
     "onnx": "builder.artifacts.onnx",
 }
+
+# Formats whose model file names other files that ``read`` opens too (ONNX external data, see
+# builder.artifacts.onnx.input_files). Every other format reads exactly its one file; knowing
+# that here keeps a no-op `nmr build` from importing the readers (and numpy).
+NAMES_OTHER_FILES = {"onnx"}
 
 # suffix -> format; ".json" is ambiguous (LightGBM dump_model vs XGBoost save_model) and is
 # resolved by peeking at the content in infer_format.
@@ -57,6 +64,14 @@ def infer_format(path: Path) -> str | None:
             return "lightgbm"
         return None
     return SUFFIXES.get(suffix)
+
+
+def input_files(path: Path, fmt: str) -> tuple[Path, ...]:
+    """Every file ``read(path, fmt)`` opens, the artifact itself first (the lock's inputs)."""
+    path = Path(path)
+    if fmt not in NAMES_OTHER_FILES:
+        return (path,)
+    return tuple(reader(fmt).input_files(path))
 
 
 def read(path: Path, fmt: str, feature_names=None):

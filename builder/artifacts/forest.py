@@ -61,3 +61,23 @@ def concat_trees(parts: list[dict]) -> dict:
         "cat_offsets": cat_offsets,
         "cat_words": cat_words,
     }
+
+
+def node_fields(ens: dict) -> dict:
+    """The node arguments of ``ir.TreeEnsemble`` for ``concat_trees``' output, for readers
+    whose format has no zero-as-missing or NaN-reads-as-zero rule (XGBoost, scikit-learn)."""
+    n_nodes = len(ens["split_feature"])
+    return {
+        "tree_offsets": ens["offsets"],
+        "split_feature": ens["split_feature"],
+        "threshold": ens["threshold"],
+        "left_child": ens["left"],
+        "right_child": ens["right"],
+        "default_left": ens["default_left"],
+        "nan_as_zero": np.zeros(n_nodes, dtype=bool),
+        "zero_as_missing": np.zeros(n_nodes, dtype=bool),
+        "leaf_value": ens["leaf_value"],
+        "is_categorical": ens["is_categorical"] if ens["has_cat"] else None,
+        "cat_offsets": ens["cat_offsets"] if ens["has_cat"] else None,
+        "cat_words": ens["cat_words"] if ens["has_cat"] else None,
+    }

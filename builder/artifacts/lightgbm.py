@@ -1,6 +1,6 @@
 """LightGBM models (``save_model`` text and ``dump_model`` JSON) -> builder.ir.TreeEnsemble.
 
-Semantics follow ../shared/COMPILERS.md §1 (LightGBM v4 ``src/io/tree.cpp``, ``tree.h``):
+Semantics follow LightGBM v4 (``src/io/tree.cpp``, ``include/LightGBM/tree.h``):
 numeric splits ``x <= threshold`` in double; ``decision_type`` bit 0 = categorical, bit 1 =
 default_left, bits 2-3 = missing type (0 None, 1 Zero, 2 NaN); NaN reads as 0.0 unless the
 missing type is NaN; categorical bitsets send the set to the left and NaN / negatives / values

@@ -37,6 +37,13 @@ _SUBGRAPH_OPS = {"If", "Loop", "Scan", "SequenceMap"}
 _CLASSIFIER_OPS = {"TreeEnsembleClassifier", "LinearClassifier", "SVMClassifier"}
 
 
+def input_files(path: Path) -> tuple[Path, ...]:
+    """The files ``read`` opens: the ``.onnx`` file, then every external-data file its tensors
+    name. ArtifactError naming the file when one is missing."""
+    path = Path(path)
+    return (path, *_external_files(_load_proto(path), path))
+
+
 def read(path: Path, feature_names=None) -> ir.Graph:
     """Read and fold an ONNX model; ``feature_names`` (model column order) binds the input."""
     path = Path(path)
@@ -109,7 +116,7 @@ def native_predict(path: Path, X: np.ndarray, feature_names=None) -> np.ndarray:
     output_name = graph.output_names[0]
     # exports traced without a dynamic batch axis declare batch 1; onnxruntime would refuse
     # other row counts, while the folded graph treats the first dimension as the batch
-    model = _with_symbolic_batch(onnx.load(str(path)), graph.input_name)
+    model = _with_symbolic_batch(_load_with_external_data(path), graph.input_name)
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value"):
@@ -133,14 +140,7 @@ def native_predict(path: Path, X: np.ndarray, feature_names=None) -> np.ndarray:
 
 
 def _load(path: Path):
-    import onnx
-
-    try:
-        model = onnx.load(str(path))
-    except FileNotFoundError:
-        raise NmrError(f"{path}: no such ONNX file") from None
-    except Exception as error:  # protobuf DecodeError and friends
-        raise ArtifactError(f"{path.name}: not a readable ONNX model ({error})") from None
+    model = _load_with_external_data(path)
     if not model.graph.node:
         raise ArtifactError(f"{path.name}: the ONNX graph has no nodes")
     if model.functions:
@@ -148,6 +148,91 @@ def _load(path: Path):
 
         model = inliner.inline_local_functions(model)
     return model
+
+
+def _load_with_external_data(path: Path):
+    """The model with its external tensors read from exactly the files ``input_files`` names."""
+    from onnx import external_data_helper
+
+    model = _load_proto(path)
+    _external_files(model, path)  # a missing file is named before onnx reports it
+    try:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except Exception as error:  # a location escaping the folder, a file shorter than offset+length
+        raise ArtifactError(f"{path.name}: its external data cannot be read ({error})") from None
+    return model
+
+
+def _load_proto(path: Path):
+    """The ModelProto as stored in the file, external tensors not yet read."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except FileNotFoundError:
+        raise NmrError(f"{path}: no such ONNX file") from None
+    except Exception as error:  # protobuf DecodeError and friends
+        raise ArtifactError(f"{path.name}: not a readable ONNX model ({error})") from None
+
+
+def _external_files(model, path: Path) -> list[Path]:
+    """The files the model's external tensors live in, in first-use order.
+
+    ONNX's external data format: a tensor with ``data_location = EXTERNAL`` keeps its bytes in
+    the file its ``external_data`` entry ``location`` names, relative to the model file's folder
+    (onnx/external_data_helper.py). torch.onnx.export writes ``<name>.onnx.data`` this way for
+    large models. Tensors sit in initializers, sparse initializers, Constant-like node
+    attributes and the subgraphs of If/Loop/Scan, in the main graph and in local functions.
+    """
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo
+
+    files: dict[Path, None] = {}
+    for tensor in _all_tensors(model):
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        location = ExternalDataInfo(tensor).location
+        file = path.parent / location
+        # onnx itself refuses to read outside the model's folder; say so before hashing anything
+        if not file.resolve().is_relative_to(path.parent.resolve()):
+            raise ArtifactError(
+                f"{path.name}: tensor {tensor.name!r} names external data {location!r} outside "
+                "the model's folder; keep the data files next to the .onnx file"
+            )
+        if not file.is_file():
+            raise ArtifactError(
+                f"{path.name}: the external data file {location!r} (of tensor {tensor.name!r}) "
+                f"does not exist next to it, in {path.parent}"
+            )
+        files.setdefault(file, None)
+    return list(files)
+
+
+def _all_tensors(model):
+    def graph_tensors(graph):
+        yield from graph.initializer
+        for sparse in graph.sparse_initializer:
+            yield sparse.values
+            yield sparse.indices
+        yield from node_tensors(graph.node)
+
+    def node_tensors(nodes):
+        for node in nodes:
+            for attribute in node.attribute:
+                if attribute.HasField("t"):
+                    yield attribute.t
+                yield from attribute.tensors
+                if attribute.HasField("sparse_tensor"):
+                    yield attribute.sparse_tensor.values
+                    yield attribute.sparse_tensor.indices
+                if attribute.HasField("g"):
+                    yield from graph_tensors(attribute.g)
+                for subgraph in attribute.graphs:
+                    yield from graph_tensors(subgraph)
+
+    yield from graph_tensors(model.graph)
+    for function in model.functions:
+        yield from node_tensors(function.node)
 
 
 def _input_signature(value_info, path: Path) -> tuple[str, int | None]:

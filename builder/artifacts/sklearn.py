@@ -4,7 +4,7 @@ Loading a pickle runs code chosen by whoever wrote the file, so this reader is o
 called on paths from the user's own numerai.yaml (the docs say so). It needs scikit-learn
 installed at build time; the compiled model does not.
 
-Supported estimators and the rules translated (../shared/COMPILERS.md §3):
+Supported estimators and the rules translated (from scikit-learn's own sources, named below):
 
 * DecisionTree{Regressor,Classifier}, RandomForest*, ExtraTrees*: input cast to float32,
   ``float32(x) <= threshold`` compared in double, NaN follows ``missing_go_to_left``
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names
-from builder.artifacts.forest import category_bitset, concat_trees
+from builder.artifacts.forest import category_bitset, concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -141,16 +141,8 @@ def ensemble_from_estimator(est, feature_names=None, source: str = "model") -> T
     return TreeEnsemble(
         library="sklearn",
         feature_names=tuple(names),
-        tree_offsets=ens["offsets"],
         tree_class=parts["tree_class"],
-        split_feature=ens["split_feature"],
-        threshold=ens["threshold"],
-        left_child=ens["left"],
-        right_child=ens["right"],
-        default_left=ens["default_left"],
-        nan_as_zero=np.zeros(len(ens["split_feature"]), dtype=bool),
-        zero_as_missing=np.zeros(len(ens["split_feature"]), dtype=bool),
-        leaf_value=ens["leaf_value"],
+        **node_fields(ens),
         n_outputs=parts["n_raw"],
         init=np.asarray(parts["init"], dtype=np.float64),
         compare="<=",
@@ -159,9 +151,6 @@ def ensemble_from_estimator(est, feature_names=None, source: str = "model") -> T
         average=parts["average"],
         transform=parts["transform"],
         transform_params=parts.get("transform_params", {}),
-        is_categorical=ens["is_categorical"] if ens["has_cat"] else None,
-        cat_offsets=ens["cat_offsets"] if ens["has_cat"] else None,
-        cat_words=ens["cat_words"] if ens["has_cat"] else None,
         task=parts["task"],
         meta=meta,
     )

@@ -2,7 +2,7 @@
 
 The reader parses the document itself (JSON, or UBJSON via ``builder.artifacts.ubjson``), so
 the xgboost package is needed only by ``native_predict``. Layouts of XGBoost 1.7 through 3.x
-are accepted; see ../shared/COMPILERS.md §2 for every rule translated here:
+are accepted. The rules translated here (from XGBoost's ``src/tree`` and ``src/predictor``):
 
 * splits are ``x < split_condition`` with x and the condition in float32;
 * NaN goes to the ``default_left`` side;
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import bind_feature_names, ubjson
-from builder.artifacts.forest import category_bitset, concat_trees
+from builder.artifacts.forest import category_bitset, concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -200,16 +200,8 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
     return TreeEnsemble(
         library="xgboost",
         feature_names=tuple(names),
-        tree_offsets=ens["offsets"],
         tree_class=tree_info[:n_trees].astype(np.int32),
-        split_feature=ens["split_feature"],
-        threshold=ens["threshold"],
-        left_child=ens["left"],
-        right_child=ens["right"],
-        default_left=ens["default_left"],
-        nan_as_zero=np.zeros(len(ens["split_feature"]), dtype=bool),
-        zero_as_missing=np.zeros(len(ens["split_feature"]), dtype=bool),
-        leaf_value=ens["leaf_value"],
+        **node_fields(ens),
         n_outputs=n_groups,
         init=init,
         compare="<",
@@ -218,9 +210,6 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
         average=False,
         transform=transform,
         transform_params={},
-        is_categorical=ens["is_categorical"] if ens["has_cat"] else None,
-        cat_offsets=ens["cat_offsets"] if ens["has_cat"] else None,
-        cat_words=ens["cat_words"] if ens["has_cat"] else None,
         task=task,
         meta=meta,
     )

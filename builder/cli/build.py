@@ -59,23 +59,35 @@ def inspect(
     python: Path = typer.Option(None, "--python", help="Load it with this interpreter."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Show a pickle's size, sha256, imported modules, signature and nmr bundle summary."""
+    """Show a pickle's size, sha256, imported modules, signature and nmr bundle summary.
+
+    Exits 1 when the pickle cannot be loaded.
+    """
+    from builder import runtimes
     from builder.errors import NmrError
     from builder.pack import inspect_pickle
 
     if not pickle_file.is_file():
         raise NmrError(f"{pickle_file}: no such file")
-    interpreter = python or _interpreter_for(pickle_file, runtime)
-    info = inspect_pickle(pickle_file, interpreter)
+    tag = runtime or _locked_runtime(pickle_file)
+    interpreter = python or _interpreter_for(tag)
+    info = inspect_pickle(pickle_file, interpreter, tag or runtimes.default_tag())
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
+        if "load_error" in info:
+            raise typer.Exit(1)
         return
     typer.echo(f"file:       {pickle_file}")
     typer.echo(f"size:       {info['size']:,} bytes")
     typer.echo(f"sha256:     {info['sha256']}")
     typer.echo(f"imports:    {', '.join(info['modules']) or '-'}")
     if info["refused"]:
-        typer.echo(f"NOT in numerai_predict for nmr: {', '.join(info['refused'])}")
+        typer.echo(
+            f"not nmr's:  {', '.join(info['refused'])} (an nmr pickle imports only numpy, "
+            "pandas, cloudpickle and the standard library)"
+        )
+    for entry in info["modules_outside"]:
+        typer.echo(f"module:     {_availability(entry)}")
     if "load_error" in info:
         typer.echo(f"load:       failed in {interpreter}: {info['load_error']}")
     elif "parameters" in info:
@@ -105,6 +117,9 @@ def inspect(
         typer.echo(f"pre:        {', '.join(summary.get('preprocessing', [])) or '-'}")
         post = summary.get("postprocessing", [])
         typer.echo(f"post:       {', '.join(post) or '- (raw output)'}")
+    if "load_error" in info:
+        print(f"error: {pickle_file} cannot be loaded: {info['load_error']}", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 @app.command("runtimes")
@@ -177,13 +192,24 @@ def _result_dict(project, result) -> dict:
     }
 
 
-def _interpreter_for(pickle_file: Path, runtime: str | None):
+def _availability(entry: dict) -> str:
+    """One imported module outside nmr's set: does the image have it, does this env?"""
+    module, dist, pin = entry["module"], entry["distribution"], entry["image_version"]
+    named = module if dist == module else f"{module} (distribution {dist})"
+    if pin is None:
+        return f"{named}: the image {entry['runtime']} does not have it"
+    has = f"{named}: the image {entry['runtime']} has it ({dist}=={pin})"
+    if "in_env" not in entry:
+        return has
+    if entry["in_env"]:
+        return f"{has}, so does this env"
+    return f"{has}, this env does not (`nmr test --pickle` adds the image's packages)"
+
+
+def _interpreter_for(tag: str | None):
     """The env interpreter of the runtime the pickle was built for, when known."""
     from builder.env import ensure_env
 
-    if runtime:
-        return ensure_env(runtime).python
-    tag = _locked_runtime(pickle_file)
     return ensure_env(tag).python if tag else None
 
 

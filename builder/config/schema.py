@@ -163,6 +163,9 @@ def _to_problems(error, parsed: Parsed) -> list[Problem]:
         message = schema.get("errorMessage", f"does not match {error.validator_value}")
         return [at(path, f"{_show(instance)} {message}")]
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and high is not None:  # name the whole range, not the bound crossed
+            return [at(path, f"must be between {low} and {high}, got {_show(instance)}")]
         op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
         return [at(path, f"must be {op[keyword]} {error.validator_value}, got {_show(instance)}")]
     if keyword in ("minItems", "minLength"):

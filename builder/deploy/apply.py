@@ -31,7 +31,7 @@ from builder.deploy.state import (
 )
 from builder.errors import NmrError
 
-# Status strings of a pickle's validation (NUMERAI.md §5, third-party observations): anything
+# Status strings of a pickle's validation (as observed from Numerai's API by third parties): anything
 # not in these two sets is treated as still running.
 VALIDATED = {"validated"}
 VALIDATION_FAILED = {"failed", "invalid", "error"}
