@@ -163,7 +163,7 @@ def test_without_live_data_a_synthetic_live_era_with_the_slot_features_is_used(
     assert done.exit_code == 0, done.output
     assert "rows 6720" in done.output
     assert "note: benchmark models synthesized for the live ids (none given)" in done.output
-    assert (copy / "build" / "example_model" / "test" / "live.synthetic.parquet").exists()
+    assert list((copy / "build" / "example_model" / "test").glob("live-*.synthetic.parquet"))
 
 
 def test_a_pickle_that_no_longer_matches_its_artifact_fails_fidelity(
