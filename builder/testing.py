@@ -15,7 +15,7 @@ from pathlib import Path
 
 from builder.errors import NmrError
 from builder.runner import ERROR, PENDING, Limits, RunResult, run_pickle
-from builder.runner.live import LiveInputs, choose_live
+from builder.runner.live import SYNTHETIC, LiveInputs, benchmark_steps, choose_live
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class TestedSlot:
     problems: list[str] = field(default_factory=list)  # diagnostics failures (fail the test)
     env: object | None = None  # --pickle: the envextras.PickleEnv it ran in
     inputs: LiveInputs | None = None  # the live data and benchmarks it ran on
+    synthetic: list[str] = field(default_factory=list)  # results that rest on synthetic data
 
     @property
     def ok(self) -> bool:
@@ -68,6 +69,7 @@ class TestedSlot:
             "problems": self.problems,
             "env": self.env.to_dict() if self.env else None,
             "inputs": self.inputs.to_dict() if self.inputs else None,
+            "synthetic": self.synthetic,
         }
 
 
@@ -134,13 +136,14 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
     env_python = str(pickle_env.env.python)
     name = Path(request.pickle).name
     # output_dir None: a fresh temporary directory, never next to the user's pickle
-    run = _run(name, request.pickle, env_python, inputs, request, tag, None, observer)
+    synthetic = _synthetic(inputs, None)
+    run = _run(name, request.pickle, env_python, inputs, synthetic, request, tag, None, observer)
     run.notes.extend(pickle_env.missing_notes())
     hint = pickle_env.hint_for(run.reason) if not run.ok else None
     if hint is not None:
         run.notes.append(hint)
         observer.hint(hint)
-    return TestedSlot(name, run, env=pickle_env, inputs=inputs)
+    return TestedSlot(name, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
 
 
 def _test_slots(request: TestRequest, observer: Observer) -> list[TestedSlot]:
@@ -174,8 +177,12 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
         stale.unlink()
     inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
     env_python = _env_python(model.runtime, request.python)
-    run = _run(model.slot, pickle, env_python, inputs, request, model.runtime, test_dir, observer)
-    outcome = TestedSlot(model.slot, run, inputs=inputs)
+    synthetic = _synthetic(inputs, model)
+    run = _run(
+        model.slot, pickle, env_python, inputs, synthetic, request, model.runtime, test_dir,
+        observer,
+    )  # fmt: skip
+    outcome = TestedSlot(model.slot, run, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
             _diagnose(outcome, project, model, pickle, env_python, inputs, observer)
@@ -223,7 +230,31 @@ def _score(name, pickle, env_python, validation, bench, observer):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _run(name, pickle, env_python, inputs: LiveInputs, request, tag, output_dir, observer):
+def _synthetic(inputs: LiveInputs, model) -> list[str]:
+    """Labels for the results of a run on ``inputs`` that rest on synthetic data (``model``
+    None: a hand-made pickle, whose use of the benchmarks nmr cannot see)."""
+    labels = []
+    if inputs.live_source == SYNTHETIC:
+        labels.append("live data: synthetic (no live file), so the predictions are too")
+    if inputs.synthetic_benchmarks:
+        if model is None:
+            labels.append(
+                "benchmarks: synthetic (no live benchmarks file); a 2-argument pickle's "
+                "predictions depend on them if it reads live_benchmark_models"
+            )
+        else:
+            steps = benchmark_steps([model])
+            if steps:
+                labels.append(
+                    f"benchmarks: synthetic (no live benchmarks file); the predictions depend "
+                    f"on them through {', '.join(steps)}"
+                )
+    return labels
+
+
+def _run(
+    name, pickle, env_python, inputs: LiveInputs, synthetic, request, tag, output_dir, observer
+):
     statuses: list[str] = []
 
     def show(status: str) -> None:
@@ -242,7 +273,7 @@ def _run(name, pickle, env_python, inputs: LiveInputs, request, tag, output_dir,
         git_ref=git_ref,
         on_status=show,
     )
-    result.notes[:0] = list(inputs.notes)
+    result.notes[:0] = [*synthetic, *inputs.notes]
     observer.run_done(name, result, streamed=True)
     return result
 

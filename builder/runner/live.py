@@ -82,9 +82,27 @@ def choose_live(
     if live_source == SYNTHETIC:
         return LiveInputs(live_path, live_source, None, SYNTHETIC)
     project_file = data.live_benchmarks if data is not None else None
-    if live_source == PROJECT and project_file is not None and Path(project_file).exists():
-        return LiveInputs(live_path, live_source, Path(project_file), PROJECT)
-    return LiveInputs(live_path, live_source, None, SYNTHETIC)
+    if project_file is None or not Path(project_file).exists():
+        return LiveInputs(live_path, live_source, None, SYNTHETIC)
+    project_file = Path(project_file)
+    if not check_benchmarks:
+        return LiveInputs(live_path, live_source, project_file, PROJECT)
+    missing, total = missing_ids(live_path, project_file)
+    if not missing:
+        return LiveInputs(live_path, live_source, project_file, PROJECT)
+    steps = benchmark_steps(models)
+    if steps:
+        raise NmrError(
+            f"{steps[0]} needs live benchmarks for every live id, but {project_file} lacks "
+            f"{missing} of the {total} ids in {live_path}: pass --benchmarks FILE covering them"
+        )
+    return LiveInputs(
+        live_path,
+        live_source,
+        project_file,
+        PROJECT,
+        (f"{project_file.name} lacks {missing} of the {total} live ids",),
+    )
 
 
 def missing_ids(live_path: Path, benchmarks_path: Path) -> tuple[int, int]:
