@@ -17,6 +17,8 @@ from builder.errors import NmrError
 from builder.runner import ERROR, PENDING, Limits, RunResult, run_pickle
 from builder.runner.live import SYNTHETIC, LiveInputs, benchmark_steps, choose_live
 
+KEEP_REPORTS = 20  # per-run reports kept in build/<slot>/reports/
+
 
 @dataclass(frozen=True)
 class TestRequest:
@@ -48,7 +50,8 @@ class TestedSlot:
     run: RunResult | None
     fidelity: object | None = None
     validation: object | None = None
-    report: Path | None = None
+    report: Path | None = None  # this run's report
+    diagnostics_report: Path | None = None  # report.html: the last run whose diagnostics ran
     problems: list[str] = field(default_factory=list)  # diagnostics failures (fail the test)
     env: object | None = None  # --pickle: the envextras.PickleEnv it ran in
     inputs: LiveInputs | None = None  # the live data and benchmarks it ran on
@@ -66,6 +69,7 @@ class TestedSlot:
             "fidelity": self.fidelity.to_dict() if self.fidelity else None,
             "validation": self.validation.to_dict() if self.validation else None,
             "report": str(self.report) if self.report else None,
+            "diagnostics_report": str(self.diagnostics_report) if self.diagnostics_report else None,
             "problems": self.problems,
             "env": self.env.to_dict() if self.env else None,
             "inputs": self.inputs.to_dict() if self.inputs else None,
@@ -101,8 +105,9 @@ class Observer:
     def problem(self, text: str) -> None:
         """A diagnostics failure (it fails the test)."""
 
-    def report(self, path: Path) -> None:
-        """The HTML report was written."""
+    def report(self, path: Path, kept: Path | None) -> None:
+        """The HTML report ``path`` was written (``kept``: the report with the last diagnostics,
+        left as it was because this run has none)."""
 
 
 def run_tests(request: TestRequest, observer: Observer | None = None) -> list[TestedSlot]:
@@ -190,13 +195,32 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
             outcome.problems.append(str(error))
     for problem in outcome.problems:
         observer.problem(problem)
+    _write_reports(outcome, slot_dir, observer)
+    return outcome
+
+
+def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> None:
+    """This run's report, ``reports/<UTC time>.html`` (the last ``KEEP_REPORTS`` are kept), and
+    ``report.html`` = the last run whose diagnostics ran: a run without them (--no-diagnostics,
+    a failed run, a check that could not run) never replaces a report that has them."""
+    from datetime import datetime, timezone
+
     from builder.diagnostics import write_report
 
-    outcome.report = write_report(
-        slot_dir / "report.html", model.slot, run, outcome.fidelity, outcome.validation
-    )
-    observer.report(outcome.report)
-    return outcome
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    reports = directory / "reports"
+    args = (outcome.slot, outcome.run, outcome.fidelity, outcome.validation)
+    outcome.report = write_report(reports / f"{stamp}.html", *args)
+    for old in sorted(reports.glob("*.html"))[:-KEEP_REPORTS]:
+        old.unlink()
+    latest = directory / "report.html"
+    outcome.diagnostics_report = latest
+    diagnosed = outcome.fidelity is not None or outcome.validation is not None
+    if diagnosed or not latest.exists():
+        write_report(latest, *args)
+        observer.report(latest, None)
+    else:
+        observer.report(outcome.report, latest)
 
 
 def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> None:

@@ -105,8 +105,9 @@ class _Printer(Observer):
     def problem(self, text):
         typer.echo(f"  FAIL {text}")
 
-    def report(self, path):
-        typer.echo(f"  report: {path}")
+    def report(self, path, kept):
+        kept_text = f" ({kept} keeps the last diagnostics)" if kept else ""
+        typer.echo(f"  report: {path}{kept_text}")
 
 
 @contextlib.contextmanager
