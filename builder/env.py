@@ -90,6 +90,44 @@ def ensure_env(
     return env
 
 
+def requires_dist(env: Env, pins: dict[str, str]) -> dict[str, list[str]]:
+    """Each distribution's ``Requires-Dist`` lines (its dependencies, optional ones with their
+    ``extra == ...`` markers) at the given pins, read from the package index by ``env``'s pip
+    without installing anything (``pip install --dry-run --report``; PEP 658 metadata, so no
+    wheel is downloaded where the index serves it). Cached per ``dist==version`` under the
+    cache root: a release's metadata never changes."""
+    cache = cache_dir() / "metadata"
+    found: dict[str, list[str]] = {}
+    unknown = {}
+    for dist, version in pins.items():
+        cached = cache / f"{dist}-{version}.json"
+        if cached.exists():
+            found[dist] = json.loads(cached.read_text())
+        else:
+            unknown[dist] = version
+    if unknown:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.json"
+            specs = [f"{dist}=={version}" for dist, version in unknown.items()]
+            _run(
+                [
+                    str(env.python), "-m", "pip", "install", "--dry-run", "--quiet",
+                    "--ignore-installed", "--no-deps", "--only-binary=:all:",
+                    "--disable-pip-version-check", "--no-input", "--report", str(report), *specs,
+                ],
+                f"read the metadata of {', '.join(specs)}",
+            )  # fmt: skip
+            installs = json.loads(report.read_text()).get("install", [])
+        cache.mkdir(parents=True, exist_ok=True)
+        for item in installs:
+            dist = normalize_distribution(item["metadata"]["name"])
+            lines = list(item["metadata"].get("requires_dist") or [])
+            found[dist] = lines
+            if dist in unknown:
+                (cache / f"{dist}-{unknown[dist]}.json").write_text(json.dumps(lines))
+    return found
+
+
 def find_python(minor: str) -> Path | None:
     """An installed interpreter of exactly this minor version (pyenv first, then PATH)."""
     for candidate in _pyenv_candidates(minor) + _path_candidates(minor):

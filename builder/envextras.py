@@ -7,6 +7,15 @@ pandas, cloudpickle and pyarrow (what nmr's own pickles need), where that pickle
 for the modules it imports, maps each to its distribution, and asks ``ensure_env`` for a derived
 env with the ones the image has, at the image's pins. A module the image lacks stays missing, so
 the run fails as production would, and the plan says so.
+
+The image also offers a pickle the packages its libraries import *when present*: lightgbm's
+scikit-learn wrapper (``LGBMRegressor``) subclasses sklearn's estimators only if scikit-learn
+imports, else stand-ins without ``get_params``; a pickled ``LGBMRegressor`` then fails to
+predict with "'super' object has no attribute 'get_params'". Libraries declare such packages as
+*integration extras*: an extra named for the package it installs (``lightgbm[scikit-learn]``,
+``xgboost[pandas]``). So each added distribution's integration extras that the image has are
+added too, transitively (bounded), read from the index's metadata (``builder.env.requires_dist``).
+Other extras (``plotting``, ``dask``, ``test``...) name packages imported only on demand.
 """
 
 from __future__ import annotations
@@ -19,12 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import runtimes
-from builder.env import Env, ensure_env, normalize_distribution
+from builder.env import Env, ensure_env, normalize_distribution, requires_dist
 from builder.errors import NmrError
 from builder.pack import imported_globals
 
 IMPORTED = "imported by the pickle"
 REQUESTED = "--with"
+OPTIONAL = "{} imports it when present"  # .format(the distribution that does)
+# Rounds of integration extras (lightgbm -> scikit-learn -> ...): a bound, not a depth reached.
+_OPTIONAL_ROUNDS = 3
 
 # Top-level modules (or dotted prefixes: the longest one wins) whose distribution on PyPI has
 # another name, for the packages of the numerai_predict images (builder/runtimes/*.json). Any
@@ -73,6 +85,7 @@ class PickleEnv:
     added: dict[str, tuple[str, str]] = field(default_factory=dict)  # dist -> (version, why)
     dependencies: dict[str, str] = field(default_factory=dict)  # installed with them
     missing: list[tuple[str, str]] = field(default_factory=list)  # (module, distribution)
+    notes: list[str] = field(default_factory=list)  # e.g. metadata that could not be read
 
     def lines(self) -> list[str]:
         """What the user reads before the run, one ``env:`` line each."""
@@ -80,7 +93,7 @@ class PickleEnv:
         if self.dependencies:
             pins = ", ".join(f"{d}=={v}" for d, v in self.dependencies.items())
             out.append(f"env: + {pins} (dependencies, at the image's pins)")
-        out += [f"env: {note}" for note in self.missing_notes()]
+        out += [f"env: {note}" for note in [*self.notes, *self.missing_notes()]]
         return out
 
     def missing_notes(self) -> list[str]:
@@ -149,13 +162,19 @@ def env_for_pickle(
         for dist in found:
             wanted.setdefault(dist, IMPORTED)
     base = ensure_env(runtime.tag, python)
+    notes: list[str] = []
+    try:
+        for dist, why in optional_imports(base, runtime, list(wanted)).items():
+            wanted.setdefault(dist, why)
+    except NmrError as error:
+        notes.append(f"optional packages of {', '.join(wanted)} not added: {error}")
     extras = {
         dist: why
         for dist, why in wanted.items()
         if dist not in runtime.bundle_pins and base.packages.get(dist) != runtime.pins[dist]
     }
     if not extras:
-        return PickleEnv(base, runtime.tag, missing=missing)
+        return PickleEnv(base, runtime.tag, missing=missing, notes=notes)
     env = ensure_env(runtime.tag, python, extras=tuple(sorted(extras)))
     added = {
         dist: (env.packages.get(dist, runtime.pins[dist]), why) for dist, why in extras.items()
@@ -165,7 +184,65 @@ def env_for_pickle(
         for dist, version in env.packages.items()
         if dist not in base.packages and dist not in added
     }
-    return PickleEnv(env, runtime.tag, added, dependencies, missing)
+    return PickleEnv(env, runtime.tag, added, dependencies, missing, notes)
+
+
+def optional_imports(base: Env, runtime: runtimes.Runtime, dists: list[str]) -> dict[str, str]:
+    """distribution -> why, for the image's packages that ``dists`` (and, transitively, what
+    they bring) import when present: their integration extras (see the module docstring)."""
+    found: dict[str, str] = {}
+    seen = set(dists) | set(runtime.bundle_pins)
+    frontier = [d for d in dists if d in runtime.pins and d not in runtime.bundle_pins]
+    for _ in range(_OPTIONAL_ROUNDS):
+        if not frontier:
+            break
+        metadata = requires_dist(base, {d: runtime.pins[d] for d in frontier})
+        frontier = []
+        for dist, lines in metadata.items():
+            for dep in integration_extras(lines, runtime.python):
+                if dep in runtime.pins and dep not in seen:
+                    seen.add(dep)
+                    found[dep] = OPTIONAL.format(dist)
+                    frontier.append(dep)
+    return found
+
+
+def integration_extras(requires: list[str], python: str) -> list[str]:
+    """The distributions among ``Requires-Dist`` lines that an extra named for them installs
+    (``scikit-learn!=0.22.0; extra == "scikit-learn"``), whose markers hold on Linux x86-64
+    under Python ``python``."""
+    from packaging.markers import UndefinedComparison, UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out: dict[str, None] = {}
+    for line in requires:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = normalize_distribution(requirement.name)
+        if requirement.marker is None:
+            continue
+        environment = {
+            "extra": name,
+            "python_version": python,
+            "python_full_version": python + ".0",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": "x86_64",
+            "os_name": "posix",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+        }
+        try:
+            if not requirement.marker.evaluate(environment):
+                continue
+            if requirement.marker.evaluate({**environment, "extra": "\0no-such-extra"}):
+                continue  # not an extra at all: a plain (platform) dependency
+        except (UndefinedComparison, UndefinedEnvironmentName):
+            continue
+        out.setdefault(name, None)
+    return list(out)
 
 
 def pickle_distributions(

@@ -16,7 +16,12 @@ from typer.testing import CliRunner
 from builder import runtimes
 from builder.cli import app
 from builder.env import ensure_env, env_key
-from builder.envextras import distribution_for, env_for_pickle, pickle_distributions
+from builder.envextras import (
+    distribution_for,
+    env_for_pickle,
+    integration_extras,
+    pickle_distributions,
+)
 from builder.errors import NmrError
 from tests.bad_pickles import support
 
@@ -71,6 +76,29 @@ with open(sys.argv[2], "wb") as handle:
     cloudpickle.dump(predict_lazily, handle)
 """
 
+# Runs in the image's Python with lightgbm and scikit-learn at the image's pins: the most common
+# hand-made pickle, a predict function closing over a fitted LGBMRegressor.
+_REGRESSOR_MAKER = r"""
+import sys
+import cloudpickle
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+rng = np.random.default_rng(0)
+names = [f"feature_{i:04d}" for i in range(5)]
+X = pd.DataFrame(rng.integers(0, 5, size=(500, 5)), columns=names)
+y = 0.1 * X[names[0]] + rng.normal(scale=0.1, size=500)
+model = lgb.LGBMRegressor(n_estimators=10, num_leaves=7, verbose=-1).fit(X, y)
+
+def predict(live_features, live_benchmark_models):
+    scores = model.predict(live_features[names])
+    return pd.DataFrame({"prediction": pd.Series(scores, index=live_features.index).rank(pct=True)})
+
+with open(sys.argv[1], "wb") as handle:
+    cloudpickle.dump(predict, handle)
+"""
+
 
 @pytest.fixture(scope="module")
 def lightgbm_pickles(tmp_path_factory) -> tuple[Path, Path]:
@@ -82,6 +110,16 @@ def lightgbm_pickles(tmp_path_factory) -> tuple[Path, Path]:
         [str(env.python), "-c", _MAKER, str(booster), str(lazy)], check=True, capture_output=True
     )
     return booster, lazy
+
+
+@pytest.fixture(scope="module")
+def regressor_pickle(tmp_path_factory) -> Path:
+    env = ensure_env(DEFAULT, extras=("lightgbm", "scikit-learn"))
+    path = tmp_path_factory.mktemp("lgbr") / "regressor.pkl"
+    subprocess.run(
+        [str(env.python), "-c", _REGRESSOR_MAKER, str(path)], check=True, capture_output=True
+    )
+    return path
 
 
 def invoke(*args):
@@ -209,6 +247,40 @@ def test_with_without_pickle_is_refused():
     assert "--with applies to --pickle only" in done.output
 
 
+# --- packages a library imports when present -------------------------------------------------
+
+# lightgbm 4.5.0's Requires-Dist, as its wheel's METADATA has them
+LIGHTGBM_REQUIRES = [
+    "numpy>=1.17.0",
+    "scipy",
+    'cffi>=1.15.1; extra == "arrow"',
+    'pyarrow>=6.0.1; extra == "arrow"',
+    'dask[array,dataframe,distributed]>=2.0.0; extra == "dask"',
+    'pandas>=0.24.0; extra == "dask"',
+    'pandas>=0.24.0; extra == "pandas"',
+    'scikit-learn!=0.22.0; extra == "scikit-learn"',
+]
+
+
+def test_integration_extras_are_the_extras_named_for_the_package_they_install():
+    assert integration_extras(LIGHTGBM_REQUIRES, "3.12") == ["dask", "pandas", "scikit-learn"]
+
+
+def test_plain_and_platform_dependencies_are_not_integration_extras():
+    requires = [
+        "scipy",
+        "nvidia-nccl-cu12; platform_system == 'Linux'",
+        "graphviz; extra == 'plotting'",
+    ]
+    assert integration_extras(requires, "3.12") == []
+
+
+def test_an_integration_extra_for_another_python_is_left_out():
+    requires = ['tomli; extra == "tomli" and python_version < "3.11"']
+    assert integration_extras(requires, "3.12") == []
+    assert integration_extras(requires, "3.10") == ["tomli"]
+
+
 # --- real lightgbm pickles (slow: one derived env per machine) -----------------------------------
 
 
@@ -220,6 +292,16 @@ def test_a_pickled_lightgbm_booster_passes_nmr_test_pickle(lightgbm_pickles, liv
     assert f"env: + lightgbm=={LIGHTGBM_PIN} (imported by the pickle)" in done.output
     assert f"scipy=={RUNTIME.pins['scipy']}" in done.output  # a dependency, at the image's pin
     assert "booster.pkl: Pending -> Running -> Validating -> Success" in done.output
+
+
+@pytest.mark.slow
+def test_a_closure_over_a_fitted_lgbm_regressor_passes_nmr_test_pickle(regressor_pickle, live):
+    done = invoke("test", "--pickle", regressor_pickle, "--live", live)
+    assert done.exit_code == 0, done.output
+    sklearn = RUNTIME.pins["scikit-learn"]
+    assert f"env: + lightgbm=={LIGHTGBM_PIN} (imported by the pickle)" in done.output
+    assert f"env: + scikit-learn=={sklearn} (lightgbm imports it when present)" in done.output
+    assert "regressor.pkl: Pending -> Running -> Validating -> Success" in done.output
 
 
 @pytest.mark.slow
@@ -242,7 +324,13 @@ def test_with_installs_a_package_the_pickle_imports_only_when_called(lightgbm_pi
     done = invoke("test", "--pickle", lazy, "--live", live, "--with", "LightGBM", "--json")
     assert done.exit_code == 0, done.output
     (result,) = json.loads(done.output)
-    assert result["env"]["added"] == {"lightgbm": {"version": LIGHTGBM_PIN, "why": "--with"}}
+    assert result["env"]["added"] == {
+        "lightgbm": {"version": LIGHTGBM_PIN, "why": "--with"},
+        "scikit-learn": {
+            "version": RUNTIME.pins["scikit-learn"],
+            "why": "lightgbm imports it when present",
+        },
+    }
 
 
 @pytest.mark.slow

@@ -163,7 +163,7 @@ def test_without_live_data_a_synthetic_live_era_with_the_slot_features_is_used(
     assert done.exit_code == 0, done.output
     assert "rows 6720" in done.output
     assert "note: benchmark models synthesized for the live ids (none given)" in done.output
-    assert (copy / "build" / "example_model" / "test" / "live.synthetic.parquet").exists()
+    assert list((copy / "build" / "example_model" / "test").glob("live-*.synthetic.parquet"))
 
 
 def test_a_pickle_that_no_longer_matches_its_artifact_fails_fidelity(
@@ -191,3 +191,45 @@ def test_a_pickle_that_no_longer_matches_its_artifact_fails_fidelity(
     assert done.exit_code == 1
     assert "example_model: Pending -> Running -> Validating -> Success" in done.output
     assert "FAIL fidelity: lgbm_medium.txt differs from lightgbm by " in done.output
+
+
+def test_a_run_without_diagnostics_keeps_the_last_diagnostics_report(
+    project, tmp_path, monkeypatch
+):
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(copy)
+    report = copy / "build" / "example_model" / "report.html"
+    assert invoke("test", "example_model").exit_code == 0
+    diagnosed = report.read_text()
+    assert "max abs diff" in diagnosed  # the fidelity table
+    done = invoke("test", "example_model", "--no-diagnostics")
+    assert done.exit_code == 0, done.output
+    assert report.read_text() == diagnosed
+    this_run = sorted((copy / "build" / "example_model" / "reports").glob("*.html"))[-1]
+    assert "not checked" in this_run.read_text()
+    assert f"report: {this_run} ({report} keeps the last diagnostics)" in done.output
+
+
+def test_a_failed_run_keeps_the_last_diagnostics_report(project, tmp_path, monkeypatch):
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(copy)
+    report = copy / "build" / "example_model" / "report.html"
+    assert invoke("test", "example_model").exit_code == 0
+    diagnosed = report.read_text()
+    done = invoke("test", "example_model", "--timeout", "0.01")
+    assert done.exit_code == 1
+    assert "reason: Timeout" in done.output
+    assert report.read_text() == diagnosed
+
+
+def test_each_run_writes_its_own_report(project, tmp_path, monkeypatch):
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(copy)
+    reports = copy / "build" / "example_model" / "reports"
+    before = set(reports.glob("*.html"))
+    for _ in range(2):
+        assert invoke("test", "example_model", "--no-diagnostics").exit_code == 0
+    assert len(set(reports.glob("*.html")) - before) == 2

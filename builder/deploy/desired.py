@@ -82,20 +82,20 @@ def local_tester(project: Project, state_dir: Path):
             return True, ""
         from builder.env import ensure_env
         from builder.runner import run_pickle
+        from builder.runner.live import choose_live
 
-        model = models[want.slot]
-        live = live_data(project, [model], Path(state_dir))
-        benchmarks = project.data.live_benchmarks
-        if benchmarks is not None and not Path(benchmarks).exists():
-            benchmarks = None
+        try:
+            inputs = choose_live(project, [models[want.slot]], Path(state_dir))
+        except NmrError as error:  # e.g. the benchmark file lacks live ids blend_benchmark needs
+            return False, f"ERROR:root:{error}"
         # apply needs the verdict and the log, not the predictions CSV: run into a directory
         # removed afterwards (run_pickle's default output directory is kept on purpose).
         with tempfile.TemporaryDirectory(prefix="nmr-localtest-") as output_dir:
             result = run_pickle(
                 want.pickle_path,
                 ensure_env(want.runtime).python,
-                live,
-                benchmarks,
+                inputs.live,
+                inputs.benchmarks,
                 output_dir=output_dir,
             )
         if result.ok:
@@ -109,25 +109,9 @@ def local_tester(project: Project, state_dir: Path):
 
 def live_data(project: Project, models: list[ModelConfig], state_dir: Path) -> Path:
     """The project's live parquet, or one synthesized for the slots' features (cached)."""
-    live = project.data.live
-    if live is not None and Path(live).exists():
-        return Path(live)
-    candidate = project.data.dir / "live.parquet"
-    if candidate.exists():
-        return candidate
-    import hashlib
+    from builder.runner.live import choose_live
 
-    from builder.datasets import synth_live
-
-    features: dict[str, None] = {}
-    for model in models:
-        features.update(dict.fromkeys(model.features))
-    key = hashlib.sha256("\n".join(features).encode()).hexdigest()[:16]
-    path = Path(state_dir) / f"live-{key}.parquet"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        synth_live(list(features)).to_parquet(path)
-    return path
+    return choose_live(project, models, Path(state_dir), check_benchmarks=False).live
 
 
 def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:

@@ -91,6 +91,8 @@ def _run_section(run) -> list[str]:
     out = [f"<h2>Run: <span class='{css}'>{run.status}</span></h2>", "<table>"]
     out += [f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows]
     out.append("</table>")
+    # notes carry the synthetic-data labels of the test stage (builder/testing.py)
+    out += [f"<p class='note'>note: {html.escape(note)}</p>" for note in run.notes]
     out.append(
         f"<details><summary>predict.py log</summary><pre>{html.escape(run.log)}</pre></details>"
     )

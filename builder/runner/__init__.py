@@ -36,6 +36,7 @@ __all__ = [
     "Limits",
     "RunResult",
     "run_pickle",
+    "read_ids",
     "PENDING",
     "RUNNING",
     "VALIDATING",
@@ -134,7 +135,7 @@ def run_pickle(
         return early_error(f"live data not found: {live_path}")
 
     try:
-        live_ids = _read_ids(live_path)
+        live_ids = read_ids(live_path)
     except Exception as error:  # pyarrow raises several types for a corrupt file
         return early_error(f"live data unreadable: {live_path}: {error}")
 
@@ -363,7 +364,7 @@ def _child_env(git_ref: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _read_ids(live_path: Path):
+def read_ids(live_path: Path):
     """The live universe: the parquet's ``id`` index (or ``id`` column), as strings."""
     import pandas as pd
 
