@@ -52,13 +52,17 @@ SUPPORTED = (
 )
 
 
-def read(path: Path, feature_names=None) -> TreeEnsemble:
-    """Read a pickled scikit-learn estimator into a ``TreeEnsemble``.
+def read(path: Path, feature_names=None):
+    """Read a pickled scikit-learn estimator into IR: a ``TreeEnsemble`` for the tree models
+    above, the dense IR for linear models, MLPs, Pipelines and VotingRegressor
+    (``builder.artifacts.sklearn_models``).
 
     Only call this on paths from the user's own config: unpickling executes code.
     """
+    from builder.artifacts.sklearn_models import model_from_estimator
+
     path = Path(path)
-    return ensemble_from_estimator(load_estimator(path), feature_names, source=path.name)
+    return model_from_estimator(load_estimator(path), feature_names, source=path.name)
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
