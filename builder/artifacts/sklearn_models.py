@@ -193,9 +193,7 @@ def _mlp(est, feature_names, source: str) -> MLP:
 
 
 def _pipeline(pipe, feature_names, source: str) -> Pipeline:
-    steps = [
-        (name, step) for name, step in pipe.steps if step is not None and step != "passthrough"
-    ]
+    steps = _flat_steps(pipe)
     if not steps:
         raise ArtifactError(f"{source}: the Pipeline has no steps")
     final_name, final = steps[-1]
@@ -228,6 +226,20 @@ def _pipeline(pipe, feature_names, source: str) -> Pipeline:
         task=getattr(inner, "task", "regression"),
         meta={**_meta(pipe), "steps": [name for name, _ in steps]},
     )
+
+
+def _flat_steps(pipe, prefix: str = "") -> list:
+    """(name, step) pairs with nested Pipelines expanded ('outer.inner') and passthrough
+    steps dropped: a nested Pipeline transforms exactly as its steps in sequence."""
+    out = []
+    for name, step in pipe.steps:
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            continue
+        if type(step).__name__ == "Pipeline":
+            out += _flat_steps(step, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", step))
+    return out
 
 
 def _voting(est, feature_names, source: str) -> Voting:
