@@ -88,6 +88,21 @@ def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
     return out.reshape(out.shape[0], -1)
 
 
+def fidelity_tolerance(path: Path) -> float:
+    """What the compiled model promises relative to |native| (at least 1): 0.0 for the tree
+    models above (bit for bit), ``DENSE_TOLERANCE`` for linear models, MLPs, Pipelines and
+    VotingRegressor, whose matrix products BLAS may sum in another order."""
+    from builder.artifacts.sklearn_models import DENSE_TOLERANCE
+
+    est = load_estimator(Path(path))
+    if type(est).__name__ in SUPPORTED or type(est).__module__.split(".")[0] in (
+        "xgboost",
+        "lightgbm",
+    ):
+        return 0.0
+    return DENSE_TOLERANCE
+
+
 def load_estimator(path: Path):
     """Unpickle the file (joblib or plain pickle); the caller vouches for the path."""
     try:

@@ -20,6 +20,11 @@ from builder.artifacts import bind_feature_names
 from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import MLP, LinearModel, Pipeline, Transform, Voting
 
+# The stated bound of every model read here: |compiled - scikit-learn| <= 1e-12 * the
+# prediction scale. Element-wise steps are exact; matrix products are summed by BLAS, whose order
+# depends on the numpy build and the input's memory layout (tests/test_sklearn_*.py measure it).
+DENSE_TOLERANCE = 1e-12
+
 # Regressors whose predict is ``X @ coef_ + intercept_`` (LinearModel._decision_function,
 # BaseSGDRegressor._decision_function), each covered by tests/test_sklearn_linear.py.
 LINEAR = (
