@@ -103,3 +103,27 @@ def test_custom_estimator_inside_voting_regressor_is_refused_naming_the_member(t
     est = ensemble.VotingRegressor([("mine", Custom()), ("r", lm.Ridge())])
     message = _message(est, tmp_path)
     assert "Custom" in message and "VotingRegressor member 'mine'" in message
+
+
+def test_nmr_build_refuses_the_step_in_one_line_naming_the_config_place(tmp_path):
+    import joblib
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from builder.cli import app
+    from tests.buildkit import write_config, write_data
+
+    sets = write_data(tmp_path)
+    train = pd.read_parquet(tmp_path / "data" / "train.parquet")
+    est = pipeline.make_pipeline(pre.FunctionTransformer(np.log1p), lm.Ridge())
+    est.fit(train[sets["small"]].fillna(0), train["target"])
+    (tmp_path / "artifacts").mkdir()
+    joblib.dump(est, tmp_path / "artifacts" / "logs.joblib")
+    write_config(tmp_path, "logs:\n  artifact: artifacts/logs.joblib\n  features: small\n")
+    done = CliRunner().invoke(app, ["build", "-f", str(tmp_path / "numerai.yaml")])
+    assert done.exit_code == 1
+    lines = done.output.strip().splitlines()
+    assert len(lines) == 1, done.output
+    assert "numerai.yaml:" in lines[0] and "models.logs.artifact:" in lines[0]
+    assert "Pipeline step 'functiontransformer'" in lines[0]
+    assert "Traceback" not in done.output
