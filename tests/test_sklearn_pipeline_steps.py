@@ -134,3 +134,14 @@ def test_float32_input_stays_float32_through_the_steps_as_in_sklearn(tmp_path):
     as_float64 = native(est, Xt.astype(np.float64))
     assert np.max(np.abs(theirs - as_float64)) > BOUND * np.max(np.abs(theirs))
     assert NAMES
+
+
+def test_simple_imputer_fills_with_statistics_rounded_to_the_dtype_it_was_fitted_on(tmp_path):
+    # transform casts statistics_ to the fit data's dtype (_fill_dtype) before filling, so a
+    # mean fitted on float32 data fills float64 input with the float32-rounded mean.
+    X, y = data("float", seed=12, nan_fraction=0.2)
+    est = pipeline.make_pipeline(impute.SimpleImputer(), lm.Ridge(alpha=1e-6))
+    est.fit(X.astype(np.float32), y)
+    statistics = est[0].statistics_
+    assert np.any(statistics.astype(np.float32).astype(np.float64) != statistics)
+    assert relative_error(est, tmp_path, held_out("float", 12, nan_fraction=0.3)) <= BOUND
