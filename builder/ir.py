@@ -98,3 +98,124 @@ class Graph:
     feature_names: tuple[str, ...] = ()
     task: str = "regression"
     meta: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# scikit-learn dense models and pipelines (builder/artifacts/sklearn_models.py reads them).
+#
+# Semantics are scikit-learn's own ``predict`` / ``transform`` arithmetic, operation for
+# operation, so the compiled evaluator differs only by BLAS summation order (a dot product's
+# partial sums depend on the BLAS build and the input's memory layout; see
+# builder/kernels/dense.py). Arrays are stored exactly as the estimator holds them.
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """``y = link(X @ coef + intercept)`` (LinearModel._decision_function, GLM links)."""
+
+    estimator: str  # class name, e.g. "Ridge"
+    feature_names: tuple[str, ...]
+    coef: np.ndarray  # float64 [n_features]
+    intercept: np.ndarray  # float64 [] or [1], added as stored
+    link: str = "identity"  # "identity" | "exp" (Poisson/Gamma/Tweedie LogLink.inverse)
+    task: str = "regression"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def accepts_nan(self) -> bool:
+        return False  # scikit-learn refuses NaN input; X @ coef would spread it
+
+
+@dataclass(frozen=True)
+class MLP:
+    """MLPRegressor._forward_pass_fast: per layer ``a = a @ W; a += b``, then the activation
+    (hidden layers) or the output activation (last layer)."""
+
+    estimator: str
+    feature_names: tuple[str, ...]
+    coefs: tuple[np.ndarray, ...]  # [n_in, n_out] per layer
+    intercepts: tuple[np.ndarray, ...]  # [n_out] per layer
+    activation: str  # "identity" | "logistic" | "tanh" | "relu"
+    out_activation: str = "identity"  # "identity" | "exp" (loss="poisson")
+    task: str = "regression"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def accepts_nan(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One fitted preprocessing step of a Pipeline.
+
+    kind and params (arrays as the transformer stores them):
+      "standard_scaler": mean (or None), scale (or None)     X -= mean; X /= scale
+      "minmax_scaler":   scale, min, clip (lo, hi) or None   X *= scale; X += min; clip
+      "maxabs_scaler":   scale                               X /= scale
+      "robust_scaler":   center (or None), scale (or None)   X -= center; X /= scale
+      "simple_imputer":  statistics, missing (float, NaN allowed), keep (column indices kept),
+                         indicator (column indices of the missing indicator, or None)
+      "pca":             mean, components, whiten_scale (or None)
+    """
+
+    kind: str
+    name: str  # the step's name in the Pipeline
+    params: dict
+    n_in: int
+    n_out: int
+
+    @property
+    def accepts_nan(self) -> bool:
+        return self.kind != "pca"  # scalers keep NaN, imputers replace it, PCA refuses it
+
+    @property
+    def removes_nan(self) -> bool:
+        p = self.params
+        return self.kind == "simple_imputer" and bool(np.isnan(p.get("missing", 0.0)))
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """``Pipeline.predict``: each Transform in order, then the final model (any IR model)."""
+
+    feature_names: tuple[str, ...]
+    steps: tuple[Transform, ...]
+    final: object
+    final_name: str = ""
+    task: str = "regression"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def accepts_nan(self) -> bool:
+        for step in self.steps:
+            if step.removes_nan:
+                return True
+            if not step.accepts_nan:
+                return False
+        return accepts_nan(self.final)
+
+
+@dataclass(frozen=True)
+class Voting:
+    """VotingRegressor.predict: ``np.average`` of the members' predictions (weights optional)."""
+
+    feature_names: tuple[str, ...]
+    members: tuple[object, ...]  # IR models, all reading the same columns
+    names: tuple[str, ...]
+    weights: np.ndarray | None  # float64 [n_members] or None (plain mean)
+    task: str = "regression"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def accepts_nan(self) -> bool:
+        return all(accepts_nan(member) for member in self.members)
+
+
+def accepts_nan(model) -> bool:
+    """Whether the compiled model gives scikit-learn's / the native library's answer when its
+    input holds NaN. False for linear models, MLPs and anything reaching them without an
+    imputer first: their evaluator raises on NaN, so a slot feeding them NaN needs
+    ``fill_missing`` preprocessing. Tree ensembles and ONNX graphs route or propagate NaN."""
+    flag = getattr(model, "accepts_nan", None)
+    return True if flag is None else bool(flag)

@@ -150,15 +150,12 @@ def test_hist_gradient_boosting_columns_are_mapped_back_from_categorical_first_o
 @pytest.mark.parametrize(
     "make",
     [
-        lambda: _fit(__import__("sklearn.linear_model", fromlist=["Ridge"]).Ridge()),
         lambda: _fit(ensemble.AdaBoostRegressor(n_estimators=2)),
         lambda: _fit(
-            __import__("sklearn.pipeline", fromlist=["make_pipeline"]).make_pipeline(
-                tree.DecisionTreeRegressor(max_depth=2)
-            )
+            __import__("sklearn.neighbors", fromlist=["KNeighborsRegressor"]).KNeighborsRegressor()
         ),
     ],
-    ids=["Ridge", "AdaBoostRegressor", "Pipeline"],
+    ids=["AdaBoostRegressor", "KNeighborsRegressor"],
 )
 def test_unsupported_estimator_is_named(tmp_path, make):
     est = make()

@@ -52,13 +52,17 @@ SUPPORTED = (
 )
 
 
-def read(path: Path, feature_names=None) -> TreeEnsemble:
-    """Read a pickled scikit-learn estimator into a ``TreeEnsemble``.
+def read(path: Path, feature_names=None):
+    """Read a pickled scikit-learn estimator into IR: a ``TreeEnsemble`` for the tree models
+    above, the dense IR for linear models, MLPs, Pipelines and VotingRegressor
+    (``builder.artifacts.sklearn_models``).
 
     Only call this on paths from the user's own config: unpickling executes code.
     """
+    from builder.artifacts.sklearn_models import model_from_estimator
+
     path = Path(path)
-    return ensemble_from_estimator(load_estimator(path), feature_names, source=path.name)
+    return model_from_estimator(load_estimator(path), feature_names, source=path.name)
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
@@ -82,6 +86,21 @@ def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
             out = est.predict(X)
     out = np.asarray(out, dtype=np.float64)
     return out.reshape(out.shape[0], -1)
+
+
+def fidelity_tolerance(path: Path) -> float:
+    """What the compiled model promises relative to |native| (at least 1): 0.0 for the tree
+    models above (bit for bit), ``DENSE_TOLERANCE`` for linear models, MLPs, Pipelines and
+    VotingRegressor, whose matrix products BLAS may sum in another order."""
+    from builder.artifacts.sklearn_models import DENSE_TOLERANCE
+
+    est = load_estimator(Path(path))
+    if type(est).__name__ in SUPPORTED or type(est).__module__.split(".")[0] in (
+        "xgboost",
+        "lightgbm",
+    ):
+        return 0.0
+    return DENSE_TOLERANCE
 
 
 def load_estimator(path: Path):

@@ -26,6 +26,10 @@ def compile_model(model):
         from builder.compile.onnx import compile_graph
 
         return compile_graph(model)
+    if isinstance(model, (ir.LinearModel, ir.MLP, ir.Pipeline, ir.Voting)):
+        from builder.compile.dense import compile_dense
+
+        return compile_dense(model)
     raise TypeError(f"cannot compile {type(model).__name__}")
 
 

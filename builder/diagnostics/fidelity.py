@@ -97,6 +97,14 @@ def compare_member(member, X: np.ndarray, raw: np.ndarray) -> MemberFidelity:
     from builder.artifacts import reader
 
     tolerance = TOLERANCES.get(member.format, 0.0)
+    # a reader whose models differ in promise (scikit-learn: exact trees, BLAS-summed linear
+    # models, MLPs and Pipelines) states the tolerance per artifact
+    tolerance_of = getattr(reader(member.format), "fidelity_tolerance", None)
+    if tolerance_of is not None:
+        try:
+            tolerance = tolerance_of(member.artifact)
+        except ImportError:
+            pass  # reported as "not installed" just below
     base = dict(
         artifact=str(member.artifact), format=member.format, rows=len(X), tolerance=tolerance
     )
