@@ -105,10 +105,10 @@ def _kernel_input(model, live: pd.DataFrame) -> np.ndarray:
     """The member's input exactly as the bundle hands it over (kernel-only column)."""
     # the pickle carries its module by value (not in sys.modules): reach it through predict
     feature_matrix = type(model).predict.__globals__["feature_matrix"]
-    X = feature_matrix(live[list(model.feature_names)], model.preprocessing)
-    if not getattr(model.members[0].evaluator, "steps", None):
-        for step in model.preprocessing:
-            X = step.apply(X)
+    steps = [] if getattr(model, "preprocessing_folded", False) else model.preprocessing
+    X = feature_matrix(live[list(model.feature_names)], steps)
+    for step in steps:
+        X = step.apply(X)
     return X[:, model.members[0].columns]
 
 

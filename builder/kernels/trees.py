@@ -67,6 +67,7 @@ class TreeEnsembleEvaluator:
         classes,
         predicates=None,
         n_outputs=None,
+        steps=None,
     ):
         self.feature_names = tuple(feature_names)
         self.task = task
@@ -82,6 +83,9 @@ class TreeEnsembleEvaluator:
         self.linear = linear
         self.classes = classes
         self.predicates = predicates
+        # Folded preprocessing (builder.compile.trees.fold_preprocessing): elementwise steps
+        # the evaluator applies itself, so the bit-sliced path can read the raw codes.
+        self.steps = list(steps) if steps else None
         if n_outputs is None:
             probe = np.zeros((1, self.n_raw), dtype=self.acc_dtype)
             n_outputs = apply_transform(transform, probe, self.transform_params).shape[1]
@@ -148,6 +152,11 @@ class TreeEnsembleEvaluator:
         return raw
 
     def _float_input(self, X: np.ndarray) -> np.ndarray:
+        if self.steps:
+            # what the bundle would have handed over: float64, then the steps in order
+            X = np.asarray(X, dtype=np.float64)
+            for step in self.steps:
+                X = step.apply(X)
         if self.input_float32:
             X = X.astype(np.float32, copy=False)
         return np.ascontiguousarray(X, dtype=np.float64)
@@ -288,11 +297,17 @@ def _predicate_bits(X: np.ndarray, pred: dict) -> np.ndarray | None:
     present_mask = np.uint64(sum(1 << c for c in present))
     suffix = {sum(1 << c for c in range(k, top + 1)): k for k in range(top + 2)}
     effective = masks & present_mask
-    kinds, inverse = np.unique(effective, return_inverse=True)
+    # NaN rows are in no ge plane: a suffix that also sends NaN right (a folded fill_missing,
+    # default_left=False) is the suffix's plane OR the NaN plane
+    nan_bit = np.uint64(1) << np.uint64(NAN_CODE)
+    kinds, inverse = np.unique(effective & ~nan_bit, return_inverse=True)
     k_of = np.array([suffix.get(int(m), -1) for m in kinds], dtype=np.int64)[inverse.ravel()]
     bits = np.empty((len(masks), words), dtype=np.uint64)
     simple = k_of >= 0
     bits[simple] = ge.reshape(-1, words)[k_of[simple] * width + slot[simple]]
+    if has_nan:
+        with_nan = np.nonzero(simple & ((effective & nan_bit) != 0))[0]
+        bits[with_nan] |= nan_bits[slot[with_nan]]
     rest = np.nonzero(~simple)[0]
     bits[rest] = 0
     for c in present:
