@@ -172,6 +172,9 @@ def _bench(args, model: dict, *, n_trees, n_features, case, pack_env, time_env, 
         (tmp / "spec.json").write_text(json.dumps(spec))
         timed = json.loads(_child(time_env.python, "time", tmp / "spec.json", args.cpu))
         rss = float(_child(pack_env.python, "rss", tmp / "spec.json", args.cpu))
+        profile = None
+        if args.profile:
+            profile = json.loads(_child(pack_env.python, "profile", tmp / "spec.json", args.cpu))
     ms = timed["ms"]
     return {
         "ms": ms,
@@ -188,6 +191,7 @@ def _bench(args, model: dict, *, n_trees, n_features, case, pack_env, time_env, 
         "strategies": bundle.members[0].evaluator.strategies(),
         "folded": bool(getattr(bundle.members[0].evaluator, "steps", None)),
         "big": big,
+        "profile": profile,
     }
 
 
@@ -404,6 +408,18 @@ def _render(results: list[dict], args, time_env) -> str:
     lines += [_render_row(r) for r in results]
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
+    for r in results:
+        if r.get("profile"):
+            lines += [
+                "",
+                f"cProfile of the pickle's predict (3 calls, top by own time), "
+                f"{r['trees']:,} trees, depth {r['depth']}, {r['features']:,} features, "
+                f"{r['case']}:",
+                "",
+                "```",
+                r["profile"].rstrip(),
+                "```",
+            ]
     lines.append("")
     return "\n".join(lines)
 
@@ -436,6 +452,9 @@ def _parse(argv):
     )
     p.add_argument("--peers", type=lambda t: t.split(","), default=list(PEERS))
     p.add_argument("--install-peers", action="store_true")
+    p.add_argument(
+        "--profile", action="store_true", help="add a cProfile of the pickle's predict per row"
+    )
     p.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     p.add_argument("--out", default=None)
     p.add_argument("--train-only", action="store_true", help="only train and cache the models")

@@ -46,6 +46,9 @@ def main(argv: list[str]) -> int:
         model(live, None)
         print(_peak_rss_mb())
         return 0
+    if mode == "profile":
+        print(json.dumps(_profile(model, live)))
+        return 0
     X_ref = np.load(spec["reference_input"])
     methods, notes = _methods(spec, model, live, X_ref)
     # exactness on the live era itself; on the first rows only when the native library is not
@@ -196,6 +199,26 @@ def _versions(library: str) -> dict:
         except PackageNotFoundError:
             pass
     return out
+
+
+def _profile(model, live: pd.DataFrame, calls: int = 3) -> str:
+    """cProfile of the pickle's predict (after one warm-up call): the top functions by own time."""
+    import cProfile
+    import io
+    import pstats
+
+    model(live, None)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        model(live, None)
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf)
+    stats.sort_stats("tottime").print_stats(14)
+    text = buf.getvalue()
+    # keep the table, drop the header lines about ordering and the file name
+    return text[text.index("ncalls") :] if "ncalls" in text else text
 
 
 def _peak_rss_mb() -> float:
