@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from builder import __version__, ir
+from builder.compile.trees import fold_preprocessing
 from builder.config.model import ModelConfig, Project, Step
 from builder.errors import NmrError
 from builder.kernels import bundle as kb
@@ -67,7 +68,7 @@ def make_bundle(project: Project, model: ModelConfig, compiled=None) -> kb.Bundl
         if isinstance(step, ks.Neutralize):
             required += [c for c in step.columns if c not in index and c not in required]
     cls = kb.PredictLegacy if model.deploy.legacy_signature else kb.Predict
-    return cls(
+    bundle = cls(
         feature_names=feature_names,
         preprocessing=preprocessing,
         members=members,
@@ -76,6 +77,7 @@ def make_bundle(project: Project, model: ModelConfig, compiled=None) -> kb.Bundl
         required_columns=tuple(required),
         summary=summary(project, model, compiled, feature_names),
     )
+    return fold_preprocessing(bundle)
 
 
 def compile_members(model: ModelConfig) -> list[CompiledMember]:

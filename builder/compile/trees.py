@@ -14,6 +14,8 @@ is the tree order whatever the chunking.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from builder.errors import ArtifactError
@@ -49,7 +51,12 @@ def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEval
         use_bits[:] = False
     predicates = node_pred = None
     if use_bits.any():
-        predicates, node_pred = _predicates(ens, nodes)
+        predicates, node_pred = _predicates(
+            nodes,
+            feature_names=ens.feature_names,
+            input_float32=ens.input_dtype == "float32",
+            compare_lt=ens.compare == "<",
+        )
 
     classes = []
     for k in range(ens.n_outputs):
@@ -87,6 +94,103 @@ def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEval
         classes=classes,
         predicates=predicates,
     )
+
+
+def fold_preprocessing(bundle):
+    """The bundle with its preprocessing folded into its tree members' predicates, when exact.
+
+    fill_missing, clip and standardize act on each column alone, and on Numerai's features
+    (integer codes, or NaN) a column has only MAX_CODE + 1 possible inputs. Those inputs are run
+    through the slot's own step objects (the same numpy operations, on float64, that the bundle
+    would run at predict time; elementwise IEEE results do not depend on the rest of the
+    matrix), and each tree node's code set is computed from the values the trees would see. The
+    kernel then reads the raw codes and the result is bit-identical. Each member keeps its
+    columns' steps for the inputs the bit-sliced path does not take (non-integer floats, codes
+    >= MAX_CODE, deep or linear trees): those are transformed and walked as before.
+
+    Unchanged (not folded) when a step is not one of FOLDABLE_STEPS (its output may depend on
+    other rows or columns), or a member is not a tree ensemble on the bit-sliced path.
+    """
+    from builder.kernels.bundle import Member
+
+    steps = list(bundle.preprocessing)
+    members = list(bundle.members)
+    if not steps or not all(_foldable_step(step) for step in steps):
+        return bundle
+    if not all(
+        isinstance(m.evaluator, TreeEnsembleEvaluator) and m.evaluator.predicates is not None
+        for m in members
+    ):
+        return bundle
+    folded = []
+    for m in members:
+        evaluator = fold_steps(m.evaluator, [_select(step, m.columns) for step in steps])
+        folded.append(Member(evaluator, m.columns, m.task, m.weight))
+    bundle.members = folded
+    bundle.preprocessing_folded = True  # the members apply the steps now (see above)
+    return bundle
+
+
+def fold_steps(evaluator: TreeEnsembleEvaluator, steps: list) -> TreeEnsembleEvaluator:
+    """A copy of the evaluator that takes raw inputs and applies ``steps`` (elementwise,
+    parameters per input column) itself: folded into the bit-sliced predicates, run before
+    the walk otherwise."""
+    table = np.repeat(code_values()[:, None], len(evaluator.feature_names), axis=1)
+    for step in steps:
+        table = step.apply(table)
+    predicates, node_pred = _predicates(
+        evaluator.nodes,
+        feature_names=evaluator.feature_names,
+        input_float32=evaluator.input_float32,
+        compare_lt=evaluator.compare_lt,
+        table=np.ascontiguousarray(table.T),
+    )
+    classes = []
+    for chunks in evaluator.classes:
+        out = []
+        for chunk in chunks:
+            chunk = dict(chunk)
+            if chunk["kind"] == "bits":
+                chunk["node_pred"], chunk["leaf_values"] = _padded(
+                    evaluator.nodes, chunk["trees"], chunk["depth"], node_pred
+                )
+            out.append(chunk)
+        classes.append(out)
+    folded = copy.copy(evaluator)
+    folded.predicates = predicates
+    folded.classes = classes
+    folded.steps = list(steps)
+    return folded
+
+
+def code_values() -> np.ndarray:
+    """The input value of each bit-sliced code: 0..MAX_CODE-1, and NaN for NAN_CODE."""
+    values = np.arange(MAX_CODE + 1, dtype=np.float64)
+    values[NAN_CODE] = np.nan
+    return values
+
+
+# Step names (builder.kernels.steps) whose output for a value depends on that value and its
+# column's fitted parameters only.
+FOLDABLE_STEPS = ("fill_missing", "clip", "standardize")
+
+
+def _foldable_step(step) -> bool:
+    from builder.kernels import steps as ks
+
+    known = (ks.FillMissing, ks.Clip, ks.Standardize)
+    return type(step) in known and step.name in FOLDABLE_STEPS
+
+
+def _select(step, columns: np.ndarray):
+    """The step restricted to some input columns (its per-column parameters sliced)."""
+    from builder.kernels import steps as ks
+
+    if isinstance(step, ks.FillMissing):
+        return ks.FillMissing(step.values[columns])
+    if isinstance(step, ks.Standardize):
+        return ks.Standardize(step.mean[columns], step.scale[columns])
+    return ks.Clip(step.lower, step.upper)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -188,18 +292,22 @@ def _runs(flags: np.ndarray) -> list[np.ndarray]:
     return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
+def _predicates(
+    nodes: dict, *, feature_names, input_float32: bool, compare_lt: bool, table=None
+) -> tuple[dict, np.ndarray]:
     """Distinct (feature, codes going right) predicates and each node's predicate index.
 
     The code sets come from the kernel's own routing function applied to the values
-    0..MAX_CODE-1 and NaN, so the bit-sliced path cannot disagree with the walk.
+    0..MAX_CODE-1 and NaN, so the bit-sliced path cannot disagree with the walk. ``table``
+    (features, MAX_CODE + 1) gives, per feature, the value the trees see for each code instead
+    (folded preprocessing, see fold_preprocessing).
     """
     probe_eval = TreeEnsembleEvaluator(
-        feature_names=ens.feature_names,
-        task=ens.task,
+        feature_names=feature_names,
+        task="regression",
         n_raw=1,
-        input_float32=ens.input_dtype == "float32",
-        compare_lt=ens.compare == "<",
+        input_float32=input_float32,
+        compare_lt=compare_lt,
         acc_dtype=np.float64,
         init=np.zeros(1),
         average_counts=None,
@@ -210,10 +318,11 @@ def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
         classes=[],
         n_outputs=1,
     )
-    probe = np.arange(MAX_CODE + 1, dtype=np.float64)
-    probe[NAN_CODE] = np.nan
-    if ens.input_dtype == "float32":
+    probe = code_values()
+    if input_float32:
         probe = probe.astype(np.float32).astype(np.float64)
+        if table is not None:
+            table = table.astype(np.float32).astype(np.float64)
     internal = np.nonzero(nodes["feature"] >= 0)[0]
     # nodes that route identically: same threshold and flags (categorical nodes stand alone)
     cat = (
@@ -225,16 +334,23 @@ def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
     # of the values 0..MAX_CODE-1 pass the compare (searchsorted runs the same compare), so
     # nodes sharing that count and the three flags route identically.
     thr = nodes["threshold"][internal]
-    side = "left" if ens.compare == "<" else "right"
-    passing = np.searchsorted(probe[:NAN_CODE], thr, side=side)
-    passing = np.where(np.isnan(thr), 0, passing).astype(np.int64)
     flags = (
         nodes["default_left"][internal].astype(np.int64)
         + 2 * nodes["nan_as_zero"][internal]
         + 4 * nodes["zero_as_missing"][internal]
     )
-    keys = passing + (MAX_CODE + 1) * flags
-    keys = np.where(cat, 8 * (MAX_CODE + 1) + np.arange(len(internal)), keys)
+    if table is None:
+        side = "left" if compare_lt else "right"
+        passing = np.searchsorted(probe[:NAN_CODE], thr, side=side)
+        passing = np.where(np.isnan(thr), 0, passing).astype(np.int64)
+    else:
+        # each feature has its own code values: nodes route alike when feature, threshold
+        # and flags agree
+        _, thr_rank = np.unique(thr, return_inverse=True)
+        feat = nodes["feature"][internal].astype(np.int64)
+        passing = thr_rank.ravel().astype(np.int64) * (len(feature_names) + 1) + feat
+    keys = passing * 8 + flags
+    keys = np.where(cat, -1 - np.arange(len(internal)), keys)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     reps = internal[first]
     masks = np.zeros(len(reps), dtype=np.uint64)
@@ -242,7 +358,10 @@ def _predicates(ens: TreeEnsemble, nodes: dict) -> tuple[dict, np.ndarray]:
     for a in range(0, len(reps), 4096):
         rep = reps[a : a + 4096]
         node = np.repeat(rep[:, None], len(probe), axis=1)
-        x = np.broadcast_to(probe, node.shape).copy()
+        if table is None:
+            x = np.broadcast_to(probe, node.shape).copy()
+        else:
+            x = table[nodes["feature"][rep].astype(np.intp)]
         go_right = ~probe_eval._decide(node, x)
         masks[a : a + len(rep)] = np.bitwise_or.reduce(
             np.where(go_right, weights, np.uint64(0)), axis=1

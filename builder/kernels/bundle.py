@@ -56,8 +56,11 @@ class Bundle:
             raise ValueError(
                 f"live_features is missing {len(missing)} column(s) this model needs: {shown}"
             )
-        X = feature_matrix(live_features[list(self.feature_names)], self.preprocessing)
-        for step in self.preprocessing:
+        # folded preprocessing (builder.compile.trees.fold_preprocessing): the members
+        # apply the steps themselves and read the raw features
+        steps = [] if getattr(self, "preprocessing_folded", False) else self.preprocessing
+        X = feature_matrix(live_features[list(self.feature_names)], steps)
+        for step in steps:
             X = step.apply(X)
         ctx = Context(live_features, live_benchmark_models)
         if self.ensemble:

@@ -44,6 +44,11 @@ NAN_CODE = 63
 PAIRS_PER_STEP = 1 << 21
 TREES_PER_BITS_STEP = 64
 ROWS_PER_BLOCK = 16384
+# Predicate bitsets: computed per predicate (_direct_bits) when there are at most this many
+# predicates per used feature, else from per-feature bit planes (_plane_bits); measured
+# crossover on 2,000-tree models (bench/trees.py), and DIRECT_STEP predicate rows per step.
+DIRECT_PREDICATES_PER_FEATURE = 8.0
+DIRECT_STEP = 512
 
 
 class TreeEnsembleEvaluator:
@@ -67,6 +72,7 @@ class TreeEnsembleEvaluator:
         classes,
         predicates=None,
         n_outputs=None,
+        steps=None,
     ):
         self.feature_names = tuple(feature_names)
         self.task = task
@@ -82,6 +88,9 @@ class TreeEnsembleEvaluator:
         self.linear = linear
         self.classes = classes
         self.predicates = predicates
+        # Folded preprocessing (builder.compile.trees.fold_preprocessing): elementwise steps
+        # the evaluator applies itself, so the bit-sliced path can read the raw codes.
+        self.steps = list(steps) if steps else None
         if n_outputs is None:
             probe = np.zeros((1, self.n_raw), dtype=self.acc_dtype)
             n_outputs = apply_transform(transform, probe, self.transform_params).shape[1]
@@ -148,6 +157,11 @@ class TreeEnsembleEvaluator:
         return raw
 
     def _float_input(self, X: np.ndarray) -> np.ndarray:
+        if self.steps:
+            # what the bundle would have handed over: float64, then the steps in order
+            X = np.asarray(X, dtype=np.float64)
+            for step in self.steps:
+                X = step.apply(X)
         if self.input_float32:
             X = X.astype(np.float32, copy=False)
         return np.ascontiguousarray(X, dtype=np.float64)
@@ -250,6 +264,70 @@ def _predicate_bits(X: np.ndarray, pred: dict) -> np.ndarray | None:
     n = codes.shape[1]
     words = (n + 63) // 64
     present = list(range(top + 1)) + ([NAN_CODE] if has_nan else [])
+    masks = pred["masks"]  # uint64 per predicate: bit c set when code c goes right
+    slot = pred["feature_slot"]  # predicate -> row of codes
+    width = codes.shape[0]
+    if width == 0:  # no splits at all: only the "always left" predicate
+        return np.zeros((len(masks), words), dtype=np.uint64)
+    # Most predicates are numeric splits "value > cut", i.e. a suffix k..top of the present
+    # codes (k_of >= 0); the rest (zero-as-missing, categorical sets) are OR-ed code by code.
+    # NaN rows are in no suffix: a suffix that also sends NaN right (a folded fill_missing,
+    # default_left=False) adds the NaN rows.
+    present_mask = np.uint64(sum(1 << c for c in present))
+    suffix = {sum(1 << c for c in range(k, top + 1)): k for k in range(top + 2)}
+    effective = masks & present_mask
+    nan_bit = np.uint64(1) << np.uint64(NAN_CODE)
+    kinds, inverse = np.unique(effective & ~nan_bit, return_inverse=True)
+    k_of = np.array([suffix.get(int(m), -1) for m in kinds], dtype=np.int64)[inverse.ravel()]
+    if len(masks) <= DIRECT_PREDICATES_PER_FEATURE * width:
+        return _direct_bits(codes, slot, k_of, effective, has_nan, present, words)
+    return _plane_bits(codes, top, has_nan, present, slot, k_of, effective, words)
+
+
+def _direct_bits(codes, slot, k_of, effective, has_nan, present, words) -> np.ndarray:
+    """Predicate bitsets computed one predicate row at a time: a compare of the feature's codes
+    with the predicate's cut, packed 8 rows per byte. Cheaper than the per-feature planes when
+    features outnumber predicates (wide inputs: 2,748 features, about one predicate each)."""
+    n = codes.shape[1]
+    nbytes = (n + 7) // 8
+    bits = np.zeros((len(slot), words), dtype=np.uint64)
+    out = bits.view(np.uint8)
+    simple = np.nonzero(k_of >= 0)[0]
+    cut = k_of.astype(codes.dtype)  # k <= top + 1 <= MAX_CODE: fits the codes' dtype
+    for a in range(0, len(simple), DIRECT_STEP):
+        sel = simple[a : a + DIRECT_STEP]
+        go = codes[slot[sel]] >= cut[sel, None]
+        out[sel, :nbytes] = np.packbits(go, axis=1, bitorder="little")
+    nan_bit = np.uint64(1) << np.uint64(NAN_CODE)
+    if has_nan:
+        # codes >= k also took the NaN rows (code NAN_CODE): drop them where NaN goes left
+        nan_bits = _packed(codes == NAN_CODE, words)
+        drop = simple[(effective[simple] & nan_bit) == 0]
+        bits[drop] &= ~nan_bits[slot[drop]]
+    rest = np.nonzero(k_of < 0)[0]
+    for c in present:
+        sel = rest[((effective[rest] >> np.uint64(c)) & np.uint64(1)).astype(bool)]
+        for a in range(0, len(sel), DIRECT_STEP):
+            part = sel[a : a + DIRECT_STEP]
+            bits[part] |= _packed(codes[slot[part]] == c, words)
+    return bits
+
+
+def _packed(flags: np.ndarray, words: int) -> np.ndarray:
+    """(k, n) bool -> (k, words) uint64, row r of word w at bit r, padding bits 0."""
+    out = np.zeros((flags.shape[0], words), dtype=np.uint64)
+    packed = np.packbits(flags, axis=1, bitorder="little")
+    out.view(np.uint8)[:, : packed.shape[1]] = packed
+    return out
+
+
+def _plane_bits(codes, top, has_nan, present, slot, k_of, effective, words) -> np.ndarray:
+    """Predicate bitsets from per-feature bit planes: each feature's codes are sliced into
+    bit planes once, the planes combined into one bitset per code value and per suffix
+    (ge[k]: code >= k), and each predicate gathers its feature's bitset. Cheaper than
+    _direct_bits when there are several predicates per feature (narrow inputs)."""
+    n = codes.shape[1]
+    width = codes.shape[0]
     # (features, padded rows) codes; padding rows read as code 0 and are never used
     if n % 64 == 0 and codes.flags.c_contiguous:
         ct = codes
@@ -262,11 +340,6 @@ def _predicate_bits(X: np.ndarray, pred: dict) -> np.ndarray | None:
     n_planes = top.bit_length()
     planes = [_bit_plane(ct, j) for j in range(n_planes)]
     nan_bits = _pack_rows(nan) if nan is not None else None
-    masks = pred["masks"]  # uint64 per predicate: bit c set when code c goes right
-    slot = pred["feature_slot"]  # predicate -> row of ct
-    width = ct.shape[0]
-    if width == 0:  # no splits at all: only the "always left" predicate
-        return np.zeros((len(masks), words), dtype=np.uint64)
     eq = {}
     for c in present:
         if c == NAN_CODE:
@@ -279,20 +352,16 @@ def _predicate_bits(X: np.ndarray, pred: dict) -> np.ndarray | None:
         if e is None:  # only code 0 present
             e = np.full((width, words), ~np.uint64(0), dtype=np.uint64)
         eq[c] = e & ~nan_bits if nan_bits is not None else e
-    # Most predicates are numeric splits "value > cut", i.e. a suffix of the present codes:
-    # those are one gather from the cumulative planes ge[k] (rows with code >= k); the rest
-    # (zero-as-missing, NaN, categorical sets) OR their codes' planes one code at a time.
     ge = np.zeros((top + 2, width, words), dtype=np.uint64)
     for k in range(top, -1, -1):
         ge[k] = ge[k + 1] | eq[k]
-    present_mask = np.uint64(sum(1 << c for c in present))
-    suffix = {sum(1 << c for c in range(k, top + 1)): k for k in range(top + 2)}
-    effective = masks & present_mask
-    kinds, inverse = np.unique(effective, return_inverse=True)
-    k_of = np.array([suffix.get(int(m), -1) for m in kinds], dtype=np.int64)[inverse.ravel()]
-    bits = np.empty((len(masks), words), dtype=np.uint64)
+    bits = np.empty((len(slot), words), dtype=np.uint64)
     simple = k_of >= 0
     bits[simple] = ge.reshape(-1, words)[k_of[simple] * width + slot[simple]]
+    if has_nan:
+        nan_bit = np.uint64(1) << np.uint64(NAN_CODE)
+        with_nan = np.nonzero(simple & ((effective & nan_bit) != 0))[0]
+        bits[with_nan] |= nan_bits[slot[with_nan]]
     rest = np.nonzero(~simple)[0]
     bits[rest] = 0
     for c in present:
@@ -343,7 +412,8 @@ def _small_codes(xs: np.ndarray) -> tuple[np.ndarray, int, bool] | None:
         lo, hi = int(xs.min()), int(xs.max())
         if lo < 0 or hi >= MAX_CODE:
             return None
-        return xs.astype(np.uint8), hi, False
+        # a fancy-indexed copy already: 1-byte integers compare as they are
+        return (xs if xs.dtype.itemsize == 1 else xs.astype(np.uint8)), hi, False
     if xs.dtype.kind != "f":
         return None
     # cast first (out-of-range floats and NaN cast to arbitrary bytes, caught by the equality
