@@ -132,3 +132,24 @@ def test_lock_text_has_sorted_keys_and_no_absolute_paths(project_dir):
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     assert inputs["artifacts"][0]["path"] == "artifacts/reg.txt"
     assert inputs["train"]["path"] == "data/train.parquet"
+
+
+ENSEMBLE = """
+m:
+  ensemble:
+    - {artifact: artifacts/reg.txt, preprocessing: [fill_missing: {value: 2}]}
+    - {artifact: artifacts/reg.txt}
+  features: small
+"""
+
+
+def test_lock_changes_when_a_members_own_preprocessing_changes(project_dir):
+    before = _inputs(project_dir, ENSEMBLE)
+    after = _inputs(project_dir, ENSEMBLE.replace("{value: 2}", "{value: 3}"))
+    assert _changed(before, after) == ["config_sha256"]
+
+
+def test_train_data_is_an_input_when_a_members_own_step_reads_it(project_dir):
+    inputs = _inputs(project_dir, ENSEMBLE.replace("{value: 2}", "{strategy: median}"))
+    assert inputs["train"]["path"] == "data/train.parquet"
+    assert "train" not in _inputs(project_dir, ENSEMBLE)
