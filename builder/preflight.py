@@ -107,9 +107,8 @@ def check_features(member: Member, header: Header) -> None:
 
 def data_nan_shares(project: Project) -> dict[str, tuple[Path, dict[str, float]]]:
     """Per data file (train/validation/live) with missing feature values: its path and each
-    column's share of missing values, read from the parquet footer's statistics (no data page
-    is read). Columns without statistics count as complete."""
-    import pyarrow.parquet as pq
+    column's share of missing values (parquet footer statistics only)."""
+    from builder.datasets import column_null_shares
 
     shares: dict[str, tuple[Path, dict[str, float]]] = {}
     for name in NAN_DATA:
@@ -117,20 +116,11 @@ def data_nan_shares(project: Project) -> dict[str, tuple[Path, dict[str, float]]
         if path is None or not Path(path).is_file():
             continue
         try:
-            meta = pq.ParquetFile(path).metadata
+            per_column = column_null_shares(Path(path))
         except Exception:  # unreadable data is reported by the stages that read it
             continue
-        nulls: dict[str, int] = {}
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            for c in range(group.num_columns):
-                column = group.column(c)
-                stats = column.statistics
-                if stats is not None and stats.has_null_count and stats.null_count:
-                    key = column.path_in_schema
-                    nulls[key] = nulls.get(key, 0) + stats.null_count
-        if nulls and meta.num_rows:
-            shares[name] = (Path(path), {k: v / meta.num_rows for k, v in nulls.items()})
+        if per_column:
+            shares[name] = (Path(path), per_column)
     return shares
 
 
@@ -152,8 +142,7 @@ def nan_warning(model: ModelConfig, member: Member, header: Header, shares, path
             return (
                 f"{file.name} ({name} data) has missing values ({share:.2%} of this member's "
                 f"feature cells) but {header.kind} cannot take NaN, so its predictions would be "
-                f"NaN there; fill them for {where}: add `preprocessing: [fill_missing: "
-                "{strategy: median}]`" + (" to this member" if model.ensemble else "")
+                f"NaN there; add `preprocessing: [fill_missing: {{strategy: median}}]` to {where}"
             )
     return None
 

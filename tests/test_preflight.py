@@ -258,3 +258,85 @@ def test_valid_project_has_no_artifact_problems(project):
     )
     report = check_project(load(root / "numerai.yaml"))
     assert report.errors == [] and report.warnings == []
+
+
+def test_nmr_test_synthesizes_live_data_with_the_projects_nan_share(project, tmp_path):
+    from builder.cli.test import _synthesized_live
+
+    root, sets = project
+    write_config(root, "m:\n  artifact: artifacts/small.txt\n  features: small\n")
+    loaded = load(root / "numerai.yaml")
+    path = _synthesized_live(loaded.models[0], tmp_path, loaded.data)
+    live = pd.read_parquet(path)[sets["small"]]
+    assert abs(live.isna().to_numpy().mean() - 0.05) < 0.01  # write_data's nan_fraction
+
+
+def test_validate_warns_when_an_onnx_member_gets_nan_it_cannot_take(project):
+    root, _ = project
+    write_config(
+        root,
+        """
+        blend:
+          ensemble:
+            - {artifact: artifacts/small.txt}
+            - {artifact: artifacts/mlp.onnx}
+          features: small
+        """,
+    )
+    result = _validate(root)
+    assert result.exit_code == 0, result.output  # a warning, not an error
+    [warning] = _lines(result)
+    assert warning.startswith("warning: numerai.yaml:10:20: models.blend.ensemble[1]: ")
+    assert "train.parquet (train data) has missing values" in warning
+    assert "an ONNX graph cannot take NaN" in warning
+    assert "add `preprocessing: [fill_missing: {strategy: median}]` to this member" in warning
+
+
+def test_a_member_fill_missing_silences_the_nan_warning(project):
+    root, _ = project
+    write_config(
+        root,
+        """
+        blend:
+          ensemble:
+            - {artifact: artifacts/small.txt}
+            - {artifact: artifacts/mlp.onnx, preprocessing: [fill_missing: {value: 2}]}
+          features: small
+        """,
+    )
+    result = _validate(root)
+    assert result.exit_code == 0
+    assert _lines(result) == []
+
+
+def test_a_slot_fill_missing_silences_the_nan_warning(project):
+    root, _ = project
+    write_config(
+        root,
+        """
+        m:
+          artifact: artifacts/mlp.onnx
+          features: small
+          preprocessing: [fill_missing: {strategy: median}]
+        """,
+    )
+    assert check_project(load(root / "numerai.yaml")).warnings == []
+
+
+def test_gradient_boosting_without_nan_support_is_warned_about_too(project):
+    root, _ = project
+    write_config(root, "m:\n  artifact: artifacts/gbr.pkl\n  features: small\n")
+    [warning] = check_project(load(root / "numerai.yaml")).warnings
+    assert warning.path == "models.m"
+    assert "scikit-learn GradientBoostingRegressor cannot take NaN" in warning.message
+
+
+def test_build_prints_the_nan_warning_before_building(project):
+    root, _ = project
+    write_config(root, "m:\n  artifact: artifacts/gbr.pkl\n  features: small\n")
+    result = runner.invoke(app, ["build", "--check", "-f", str(root / "numerai.yaml")])
+    assert "warning:" not in result.stderr  # --check builds nothing and stays quiet
+    from builder.cli.build import _warnings
+
+    [warning] = _warnings(load(root / "numerai.yaml"), None, check=False)
+    assert "GradientBoostingRegressor cannot take NaN" in warning.message

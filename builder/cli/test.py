@@ -179,7 +179,7 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
         live = project.data.live
         if live is None or not Path(live).exists():
             # no live file: one synthetic era; the runner synthesizes benchmarks for its ids
-            live = _synthesized_live(model, test_dir)
+            live = _synthesized_live(model, test_dir, project.data)
             benchmarks = None
     if (
         benchmarks is None
@@ -325,11 +325,13 @@ def _print_validation(validation) -> None:
     Console().print(table)
 
 
-def _synthesized_live(model, test_dir: Path) -> Path:
-    from builder.datasets import synth_live
+def _synthesized_live(model, test_dir: Path, data=None) -> Path:
+    from builder.datasets import nan_share, synth_live
 
     path = test_dir / "live.synthetic.parquet"
-    synth_live(list(model.features)).to_parquet(path)
+    # as much NaN as the project's own data has, so the test sees what production will
+    share = nan_share(data, model.features) if data is not None else 0.0
+    synth_live(list(model.features), nan_fraction=share).to_parquet(path)
     return path
 
 
