@@ -23,6 +23,10 @@ from builder.kernels import steps as ks
 # (rank_per_era gives (0, 1]; blend_benchmark mixes two per-era ranks).
 BOUNDED_STEPS = ("rank_per_era", "blend_benchmark")
 UNBOUNDED_STEPS = ("neutralize", "gaussianize_per_era")
+# blend_benchmark without on_missing: skip. Numerai gives no second run on a round day, so a
+# benchmark file without the column or some ids must not cost the submission; the unblended
+# per-era rank is still a valid prediction, and the pickle logs that it was used.
+BLEND_ON_MISSING_DEFAULT = "skip"
 # Columns per chunk when fitting statistics on data.train: every preprocessing step acts on each
 # column alone, so fitting column blocks one at a time is exact and bounds memory.
 FIT_CHUNK_COLUMNS = 64
@@ -258,7 +262,11 @@ def _post_step(project: Project, model: ModelConfig, step: Step):
             raise NmrError(f"{step.mark}: models.{model.slot}: neutralize needs features")
         return ks.Neutralize(tuple(columns), float(step.get("proportion", 1.0)))
     if step.name == "blend_benchmark":
-        return ks.BlendBenchmark(str(step.get("column")), float(step.get("weight")))
+        return ks.BlendBenchmark(
+            str(step.get("column")),
+            float(step.get("weight")),
+            str(step.get("on_missing", BLEND_ON_MISSING_DEFAULT)),
+        )
     if step.name == "rank_per_era":
         return ks.RankPerEra()
     if step.name == "gaussianize_per_era":
