@@ -8,13 +8,15 @@ from pathlib import Path
 
 import typer
 
-from builder.cli.app import app, user_errors
+from builder.cli.app import app, complete_runtime, complete_slot, user_errors
 
 
 @app.command()
 @user_errors
 def build(
-    slots: list[str] = typer.Argument(None, help="Model slots to build (default: all)."),
+    slots: list[str] = typer.Argument(
+        None, help="Model slots to build (default: all).", autocompletion=complete_slot
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
     check: bool = typer.Option(
         False, "--check", help="Build nothing; exit 1 if numerai.lock is out of date (for CI)."
@@ -90,7 +92,10 @@ def build(
 def inspect(
     pickle_file: Path = typer.Argument(..., help="A pickle file (e.g. build/<slot>/model.pkl)."),
     runtime: str = typer.Option(
-        None, "--runtime", help="Load it in this runtime's env (default: from numerai.lock)."
+        None,
+        "--runtime",
+        help="Load it in this runtime's env (default: from numerai.lock).",
+        autocompletion=complete_runtime,
     ),
     python: Path = typer.Option(None, "--python", help="Load it with this interpreter."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
