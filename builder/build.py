@@ -3,6 +3,11 @@
 A slot is rebuilt only when its inputs changed (see builder.lock) or its pickle is missing or
 altered; ``force`` rebuilds anyway; ``check`` builds nothing and reports which slots the lock
 no longer matches (for CI).
+
+A slot that fails (bad artifact, data, env) does not stop the others: every slot that can be
+built is built and locked, then ``BuildFailed`` lists every failing slot, one located line
+each. A failed slot keeps its previous lock entry and pickle, so nothing stale is recorded as
+new.
 """
 
 from __future__ import annotations
@@ -24,8 +29,19 @@ class BuildResult:
     runtime: str
     python_version: str | None  # of the env that made the pickle
     rebuilt: bool
-    status: str = "built"  # "built" | "up to date" | "out of date" (check mode)
+    status: str = "built"  # "built" | "up to date" | "out of date" (check mode) | "failed"
     changed: tuple[str, ...] = field(default=())  # inputs that differ from the lock
+    error: str | None = None  # status "failed": one line, starting with the slot's place
+
+
+class BuildFailed(NmrError):
+    """Some slots failed to build; ``results`` has every slot's result (failed ones included),
+    the message one line per failed slot."""
+
+    def __init__(self, results: list[BuildResult]):
+        self.results = results
+        failed = [r for r in results if r.status == "failed"]
+        super().__init__("\n".join(r.error or r.slot for r in failed))
 
 
 def build_project(
@@ -67,24 +83,43 @@ def build_project(
     if todo:
         from builder.bundle import make_bundle
 
-        # Every bundle first: a config or artifact error stops the build before any packing.
-        bundles = {model.slot: make_bundle(project, model) for model, *_ in todo}
-        by_runtime: dict[str, list] = {}
-        for item in todo:
-            by_runtime.setdefault(item[0].runtime, []).append(item)
-        for runtime, items in by_runtime.items():
-            for model, _inputs, changed, pickle_path, entry in _pack_runtime(
-                runtime, items, bundles, python
-            ):
-                lock["slots"][model.slot] = entry
-                results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
+        # Every bundle first (compiling is cheap next to starting an env), each slot on its own:
+        # a slot whose artifact or data is bad is reported and the others still build.
+        bundles = {}
+        for model, _inputs, _changed, pickle_path in todo:
+            try:
+                bundles[model.slot] = make_bundle(project, model)
+            except NmrError as error:
+                results[model.slot] = _failed(project, model, pickle_path, error)
                 if log is not None:
                     log(results[model.slot])
+        by_runtime: dict[str, list] = {}
+        for item in todo:
+            if item[0].slot in bundles:
+                by_runtime.setdefault(item[0].runtime, []).append(item)
+        for runtime, items in by_runtime.items():
+            try:
+                for model, _inputs, changed, pickle_path, entry in _pack_runtime(
+                    runtime, items, bundles, python
+                ):
+                    lock["slots"][model.slot] = entry
+                    results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
+                    if log is not None:
+                        log(results[model.slot])
+            except NmrError as error:  # the env or the packer failed: every slot of this runtime
+                for model, _inputs, _changed, pickle_path in items:
+                    if model.slot not in results:
+                        results[model.slot] = _failed(project, model, pickle_path, error)
+                        if log is not None:
+                            log(results[model.slot])
             # Written after each runtime, so a failure later keeps what was built.
             locks.write_lock(project, _pruned(project, lock, slots))
     if not check:
         locks.write_lock(project, _pruned(project, lock, slots))
-    return [results[model.slot] for model in models]
+    ordered = [results[model.slot] for model in models]
+    if any(r.status == "failed" for r in ordered):
+        raise BuildFailed(ordered)
+    return ordered
 
 
 def pickle_relpath(slot: str) -> str:
@@ -141,6 +176,25 @@ def _result(
         rebuilt=rebuilt,
         status=status,
         changed=tuple(changed),
+    )
+
+
+def _failed(project: Project, model, pickle_path: Path, error: NmrError) -> BuildResult:
+    """A failed slot's result; its one line starts with the slot's place in numerai.yaml."""
+    message = str(error).strip().replace("\n", "; ")
+    mark = str(model.mark) if model.mark else project.config_path.name
+    if not message.startswith(mark.split(":", 1)[0] + ":"):
+        message = f"{mark}: models.{model.slot}: {message}"
+    return BuildResult(
+        slot=model.slot,
+        pickle_path=pickle_path,
+        sha256=None,
+        size=None,
+        runtime=model.runtime,
+        python_version=None,
+        rebuilt=False,
+        status="failed",
+        error=message,
     )
 
 

@@ -24,6 +24,10 @@ from builder.kernels import steps as ks
 # (rank_per_era gives (0, 1]; blend_benchmark mixes two per-era ranks).
 BOUNDED_STEPS = ("rank_per_era", "blend_benchmark")
 UNBOUNDED_STEPS = ("neutralize", "gaussianize_per_era")
+# blend_benchmark without on_missing: skip. Numerai gives no second run on a round day, so a
+# benchmark file without the column or some ids must not cost the submission; the unblended
+# per-era rank is still a valid prediction, and the pickle logs that it was used.
+BLEND_ON_MISSING_DEFAULT = "skip"
 # Columns per chunk when fitting statistics on data.train: every preprocessing step acts on each
 # column alone, so fitting column blocks one at a time is exact and bounds memory.
 FIT_CHUNK_COLUMNS = 64
@@ -58,6 +62,7 @@ def make_bundle(project: Project, model: ModelConfig, compiled=None) -> kb.Bundl
             columns=np.array([index[name] for name in _member_columns(c)], dtype=np.int64),
             task=_task(c),
             weight=c.member.weight,
+            preprocessing=fit_member_preprocessing(project, model, c),
         )
         for c in compiled
     ]
@@ -126,7 +131,22 @@ def fit_preprocessing(project: Project, model: ModelConfig, columns: tuple[str, 
     Each step is fitted on the train data as transformed by the steps before it (a standardize
     after clip sees clipped values), which is what the steps will see at predict time.
     """
-    steps = model.preprocessing
+    return _fit_steps(project, model, model.preprocessing, columns)
+
+
+def fit_member_preprocessing(project: Project, model: ModelConfig, c: CompiledMember) -> list:
+    """An ensemble member's own kernel steps, fitted on its columns of data.train as the slot's
+    preprocessing leaves them (every step acts on each column alone, so refitting the slot's
+    steps on the member's columns gives the same statistics)."""
+    own = tuple(getattr(c.member, "preprocessing", ()) or ())
+    if not own:
+        return []
+    chain = (*model.preprocessing, *own)
+    return _fit_steps(project, model, chain, _member_columns(c))[len(model.preprocessing) :]
+
+
+def _fit_steps(project: Project, model: ModelConfig, steps, columns: tuple[str, ...]) -> list:
+    steps = tuple(steps)
     n = len(columns)
     needs_train = [s for s in steps if _needs_train(s)]
     fitted: list[dict] = [{} for _ in steps]
@@ -165,6 +185,9 @@ def summary(project: Project, model: ModelConfig, compiled, feature_names) -> di
             "features": len(_member_columns(c)),
             "weight": c.member.weight,
         }
+        own = tuple(getattr(c.member, "preprocessing", ()) or ())
+        if own:
+            entry["preprocessing"] = [_step_text(s) for s in own]
         if isinstance(c.model_ir, ir.TreeEnsemble):
             entry["trees"] = int(c.model_ir.n_trees)
             entry["nodes"] = int(c.model_ir.n_nodes)
@@ -241,7 +264,11 @@ def _post_step(project: Project, model: ModelConfig, step: Step):
             raise NmrError(f"{step.mark}: models.{model.slot}: neutralize needs features")
         return ks.Neutralize(tuple(columns), float(step.get("proportion", 1.0)))
     if step.name == "blend_benchmark":
-        return ks.BlendBenchmark(str(step.get("column")), float(step.get("weight")))
+        return ks.BlendBenchmark(
+            str(step.get("column")),
+            float(step.get("weight")),
+            str(step.get("on_missing", BLEND_ON_MISSING_DEFAULT)),
+        )
     if step.name == "rank_per_era":
         return ks.RankPerEra()
     if step.name == "gaussianize_per_era":

@@ -171,19 +171,70 @@ def synthesize(
 
 
 def synth_live(
-    features: list[str], n_rows: int = 6720, seed: int = 0, *, era: str = "0001"
+    features: list[str],
+    n_rows: int = 6720,
+    seed: int = 0,
+    *,
+    era: str = "0001",
+    nan_fraction: float = 0.0,
 ) -> pd.DataFrame:
     """One live era for ``features``: index ``id``, ``era``, ``data_type`` "live", int8 bins 0..4.
 
-    Used when a project has no live file of its own; values carry no signal.
+    Used when a project has no live file of its own; values carry no signal. ``nan_fraction``
+    of the feature cells are missing (pass the project's share, ``nan_share``, so a test sees
+    the NaN production will): the columns are then float64 with NaN, which is what pandas
+    reads from Numerai's int8 parquet columns with nulls.
     """
+    if not 0.0 <= nan_fraction < 1.0:
+        raise ValueError("nan_fraction must be in [0, 1)")
     rng = np.random.default_rng(seed)
     X = rng.integers(0, 5, size=(n_rows, len(features)), dtype=np.int8)
+    if nan_fraction > 0:
+        X = np.where(rng.random(X.shape) < nan_fraction, np.nan, X.astype(np.float64))
     index = pd.Index(_Ids(seed).take(n_rows), name="id")
     frame = pd.DataFrame(X, columns=list(features), index=index)
     frame.insert(0, "data_type", "live")
     frame.insert(0, "era", era)
     return frame
+
+
+def column_null_shares(path: Path) -> dict[str, float]:
+    """Share of missing values of each column of a parquet file that has any, read from the
+    footer's row-group statistics (no data page is read; a column without statistics counts
+    as complete)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    nulls: dict[str, int] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            stats = column.statistics
+            if stats is not None and stats.has_null_count and stats.null_count:
+                key = column.path_in_schema
+                nulls[key] = nulls.get(key, 0) + stats.null_count
+    if not meta.num_rows:
+        return {}
+    return {name: count / meta.num_rows for name, count in nulls.items()}
+
+
+def nan_share(data, columns) -> float:
+    """Share of missing cells among ``columns`` in a project's train, validation and live
+    files (``data``: a ``DataConfig``; files that are not set or do not exist are skipped),
+    rows weighted, from footer statistics; 0.0 when there is no file or no column."""
+    import pyarrow.parquet as pq
+
+    columns = list(columns)
+    missing = cells = 0.0
+    for path in (data.train, data.validation, data.live):
+        if path is None or not Path(path).is_file() or not columns:
+            continue
+        rows = pq.ParquetFile(path).metadata.num_rows
+        shares = column_null_shares(Path(path))
+        missing += sum(shares.get(c, 0.0) for c in columns) * rows
+        cells += rows * len(columns)
+    return missing / cells if cells else 0.0
 
 
 def feature_names(n: int) -> list[str]:

@@ -78,7 +78,8 @@ def slot_inputs(project: Project, model: ModelConfig, kernels_sha256: str) -> di
         "kernels_sha256": kernels_sha256,
         "nmr": __version__,
     }
-    if any(_reads_train(step) for step in model.preprocessing):
+    member_steps = [step for member in model.members for step in member.preprocessing]
+    if any(_reads_train(step) for step in (*model.preprocessing, *member_steps)):
         train = project.data.train
         inputs["train"] = {
             "path": relative(project, train) if train else None,
@@ -155,6 +156,7 @@ def normalized_config(project: Project, model: ModelConfig) -> dict:
                 "format": m.format,
                 "features": list(m.features),
                 "weight": m.weight,
+                "preprocessing": [_step(s) for s in m.preprocessing],
             }
             for m in model.members
         ],

@@ -171,3 +171,56 @@ def test_a_lightgbm_file_cut_between_trees_fails_the_build_naming_the_config_lin
     assert "numerai.yaml:" in result.output
     assert "models.alpha.artifact:" in result.output
     assert "truncated" in result.output
+
+
+def test_build_builds_every_slot_it_can_and_reports_each_failing_slot_at_its_place(project):
+    (project / "artifacts" / "a.txt").write_bytes(b"")  # alpha: empty artifact
+    config = project / "numerai.yaml"
+    config.write_text(
+        config.read_text()
+        + "  gamma:\n    artifact: artifacts/b.txt\n    features: medium\n",  # wrong features
+        encoding="utf-8",
+    )
+    before = _lock(project)["slots"]["alpha"]
+    result = _build(project, "--force")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line]
+    assert errors[0].startswith(f"{config}:8:15: models.alpha.artifact: ")
+    assert errors[1].startswith(f"{config}:17:15: models.gamma.artifact: ")
+    assert "trained on 6 features" in errors[1]
+    assert errors[2] == "error: 2 of 3 slot(s) failed to build: alpha, gamma"
+    assert "beta: built build/beta/model.pkl" in result.stdout
+    lock = _lock(project)["slots"]
+    assert lock["alpha"] == before  # a failed slot keeps its previous entry, nothing new
+    assert "gamma" not in lock
+    assert (project / "build" / "beta" / "model.pkl").is_file()
+
+
+def test_build_json_prints_a_document_with_each_failed_slot_and_exits_1(project):
+    (project / "artifacts" / "a.txt").write_bytes(b"")
+    result = _build(project, "--force", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    by_slot = {entry["slot"]: entry for entry in doc}
+    assert by_slot["alpha"]["status"] == "failed"
+    assert "models.alpha.artifact" in by_slot["alpha"]["error"]
+    assert by_slot["beta"]["status"] == "built" and by_slot["beta"]["error"] is None
+
+
+def test_build_json_prints_config_problems_as_a_document(project):
+    config = project / "numerai.yaml"
+    config.write_text(config.read_text().replace("features: small", "features: smal", 1))
+    result = _build(project, "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False
+    assert "unknown feature set 'smal'" in doc["problems"][0]["message"]
+
+
+def test_build_project_raises_build_failed_so_deploy_never_ships_a_failed_slot(project):
+    from builder.build import BuildFailed
+
+    (project / "artifacts" / "a.txt").write_bytes(b"")
+    with pytest.raises(BuildFailed) as caught:
+        build_project(load(project / "numerai.yaml"), force=True)
+    assert [r.status for r in caught.value.results] == ["failed", "built"]

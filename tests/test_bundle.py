@@ -379,3 +379,53 @@ def test_neutralize_proportion_in_numerai_yaml_reaches_the_step(project_dir, wri
     assert step.name == "neutralize"
     assert step.columns == tuple(sets["small"])
     assert step.proportion == expected
+
+
+def test_member_preprocessing_fills_only_that_member_while_the_other_keeps_native_nan(
+    project_dir,
+):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        m:
+          ensemble:
+            - artifact: artifacts/reg_small.txt
+              weight: 0.5
+              preprocessing: [fill_missing: {value: 2}]
+            - {artifact: artifacts/reg_medium.txt, features: medium, weight: 0.5}
+          features: small
+        """,
+        "member_pre.yaml",
+    )
+    live = _live(root)
+    assert live[sets["medium"]].isna().to_numpy().any()  # the test needs NaN in both members
+    filled = live.copy()
+    filled[sets["small"]] = filled[sets["small"]].fillna(2)
+    eras = np.zeros(len(live))
+    expected = 0.5 * _rank(_native(root, "reg_small", sets["small"], filled), eras) + 0.5 * _rank(
+        _native(root, "reg_medium", sets["medium"], live), eras
+    )
+    got = bundle(live, None)["prediction"].to_numpy()
+    np.testing.assert_array_equal(got, _rank(expected, eras))
+
+
+def test_member_fill_missing_median_is_fitted_on_that_members_train_columns(project_dir):
+    root, sets = project_dir
+    bundle = _bundle(
+        root,
+        """
+        m:
+          ensemble:
+            - {artifact: artifacts/reg_small.txt, preprocessing: [fill_missing: {strategy: median}]}
+            - {artifact: artifacts/reg_medium.txt, features: medium}
+          features: small
+        """,
+        "member_median.yaml",
+    )
+    train = pd.read_parquet(root / "data" / "train.parquet")
+    [fill] = bundle.members[0].preprocessing
+    np.testing.assert_array_equal(fill.values, train[sets["small"]].median().to_numpy())
+    assert bundle.members[1].preprocessing == []
+    assert bundle.preprocessing == []
+    assert bundle.summary["members"][0]["preprocessing"] == ["fill_missing{strategy: median}"]

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
+from tests.buildkit import train_lightgbm
 
 runner = CliRunner()
 
@@ -141,6 +142,11 @@ def test_init_config_validates_once_data_and_the_model_exist(tmp_path):
     assert runner.invoke(app, ["data", "synth", str(project / "data"), "--small"]).exit_code == 0
     (project / "artifacts").mkdir()
     (project / "artifacts" / "model.txt").write_text("placeholder")
+    result = runner.invoke(app, ["validate", "-f", str(project / "numerai.yaml")])
+    assert result.exit_code == 1  # validate opens the artifact: a placeholder is no model
+    assert "models.my_model.artifact: artifacts/model.txt: not a LightGBM model" in result.stderr
+    sets = json.loads((project / "data" / "features.json").read_text())["feature_sets"]
+    train_lightgbm(project, "model", sets["medium"])
     result = runner.invoke(app, ["validate", "-f", str(project / "numerai.yaml")])
     assert result.exit_code == 0, result.output
     assert "my_model" in result.stdout

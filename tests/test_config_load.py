@@ -490,3 +490,46 @@ def test_normalized_config_is_the_same_for_a_copy_at_another_path(project, tmp_p
         "feature_columns": ["feature_c"],
     }
     assert json.loads(json.dumps(a)) == a
+
+
+def test_ensemble_member_keeps_its_own_preprocessing_apart_from_the_models(project):
+    model = load_text(
+        project,
+        """
+        version: 1
+        models:
+          e:
+            ensemble:
+              - {artifact: artifacts/a.txt}
+              - artifact: artifacts/m.onnx
+                preprocessing: [fill_missing: {value: 2}, clip: {max: 3}]
+            features: small
+            preprocessing: [clip: {min: 0}]
+        """,
+    ).models[0]
+    assert model.members[0].preprocessing == ()
+    assert model.members[1].preprocessing == (
+        Step("fill_missing", (("value", 2),)),
+        Step("clip", (("max", 3),)),
+    )
+    assert model.members[1].preprocessing[0].mark.line == 7
+    assert model.preprocessing == (Step("clip", (("min", 0),)),)
+
+
+def test_an_unknown_step_in_a_members_preprocessing_is_reported_at_its_place(project):
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            project,
+            """
+            version: 1
+            models:
+              e:
+                ensemble:
+                  - {artifact: artifacts/a.txt, preprocessing: [rank_per_era: {}]}
+                features: small
+            """,
+        )
+    [problem] = caught.value.problems
+    assert (problem.line, problem.path) == (5, "models.e.ensemble[0].preprocessing[0].rank_per_era")
+    assert "unknown preprocessing step 'rank_per_era'" in problem.message
+    assert "rank_per_era is a postprocessing step" in problem.message

@@ -204,3 +204,45 @@ def test_synth_live_is_deterministic_for_a_seed():
 
 def test_synth_live_defaults_to_numerais_live_row_count():
     assert len(synth_live(["feature_a"])) == 6720
+
+
+def test_synth_live_carries_the_asked_share_of_nan_as_float_bins():
+    live = synth_live([f"feature_{i}" for i in range(40)], n_rows=2000, nan_fraction=0.1)
+    values = live.filter(like="feature_").to_numpy()
+    assert values.dtype == np.float64
+    assert abs(np.isnan(values).mean() - 0.1) < 0.01
+    assert set(np.unique(values[~np.isnan(values)])) == {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_synth_live_without_nan_keeps_int8_and_the_same_values():
+    names = [f"feature_{i}" for i in range(5)]
+    plain = synth_live(names, n_rows=50)
+    assert (plain[names].dtypes == np.int8).all()
+    with_nan = synth_live(names, n_rows=50, nan_fraction=0.3)[names].to_numpy()
+    kept = ~np.isnan(with_nan)
+    np.testing.assert_array_equal(with_nan[kept], plain[names].to_numpy()[kept])
+
+
+def test_nan_share_reads_the_projects_missing_share_from_the_parquet_footers(tmp_path):
+    from builder.config.model import DataConfig
+    from builder.datasets import nan_share
+
+    synthesize(tmp_path, sizes=SMALL, nan_fraction=0.2)
+    columns = feature_sets(tmp_path)["small"]
+    data = DataConfig(
+        dir=tmp_path,
+        version="v5.2",
+        features_json=tmp_path / "features.json",
+        train=tmp_path / "train.parquet",
+        validation=tmp_path / "validation.parquet",
+        live=None,
+    )
+    frames = [read(tmp_path, "train"), read(tmp_path, "validation")]
+    expected = pd.concat(frames)[columns].isna().to_numpy().mean()
+    assert nan_share(data, columns) == pytest.approx(expected, abs=1e-12)
+    complete = tmp_path / "complete"
+    synthesize(complete, sizes=SMALL, nan_fraction=0.0)
+    data = DataConfig(
+        complete, "v5.2", complete / "features.json", train=complete / "train.parquet"
+    )
+    assert nan_share(data, columns) == 0.0

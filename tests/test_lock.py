@@ -142,6 +142,14 @@ m:
   features: small
 """
 
+ENSEMBLE_MEMBER_PRE = """
+m:
+  ensemble:
+    - {artifact: artifacts/reg.txt, preprocessing: [fill_missing: {value: 2}]}
+    - {artifact: artifacts/reg.txt}
+  features: small
+"""
+
 
 def test_member_weight_change_invalidates_config(project_dir):
     before = _inputs(project_dir, ENSEMBLE)
@@ -164,3 +172,15 @@ def test_packer_source_change_invalidates_kernels(project_dir, tmp_path, monkeyp
     assert _changed(before, _inputs(project_dir, kernels=kernel_sources_digest())) == [
         "kernels_sha256"
     ]
+
+
+def test_lock_changes_when_a_members_own_preprocessing_changes(project_dir):
+    before = _inputs(project_dir, ENSEMBLE_MEMBER_PRE)
+    after = _inputs(project_dir, ENSEMBLE_MEMBER_PRE.replace("{value: 2}", "{value: 3}"))
+    assert _changed(before, after) == ["config_sha256"]
+
+
+def test_train_data_is_an_input_when_a_members_own_step_reads_it(project_dir):
+    inputs = _inputs(project_dir, ENSEMBLE_MEMBER_PRE.replace("{value: 2}", "{strategy: median}"))
+    assert inputs["train"]["path"] == "data/train.parquet"
+    assert "train" not in _inputs(project_dir, ENSEMBLE_MEMBER_PRE)

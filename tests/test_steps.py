@@ -147,7 +147,7 @@ def test_blend_benchmark_missing_column_names_it():
     live, _ = _live()
     bench = pd.DataFrame({"v52_lgbm_cyrusd20": 0.5}, index=live.index)
     with pytest.raises(ValueError, match="no column 'v52_lgbm_ender20'.*v52_lgbm_cyrusd20"):
-        ks.BlendBenchmark("v52_lgbm_ender20", 0.5).apply(
+        ks.BlendBenchmark("v52_lgbm_ender20", 0.5, on_missing="fail").apply(
             np.zeros(len(live)), ks.Context(live, bench)
         )
 
@@ -156,7 +156,56 @@ def test_blend_benchmark_missing_live_id_names_it():
     live, _ = _live()
     bench = pd.DataFrame({"b": 0.5}, index=live.index).drop(index="id00007")
     with pytest.raises(ValueError, match="lacks 1 live id.*id00007"):
-        ks.BlendBenchmark("b", 0.5).apply(np.zeros(len(live)), ks.Context(live, bench))
+        ks.BlendBenchmark("b", 0.5, on_missing="fail").apply(
+            np.zeros(len(live)), ks.Context(live, bench)
+        )
+
+
+def test_blend_benchmark_skip_without_the_column_ships_the_plain_rank_and_logs_it(caplog):
+    live, _ = _live()
+    p = np.random.default_rng(11).normal(size=len(live))
+    bench = pd.DataFrame({"v52_lgbm_cyrusd20": 0.5}, index=live.index)
+    with caplog.at_level("WARNING", logger="nmr"):
+        out = ks.BlendBenchmark("v52_lgbm_ender20", 0.5).apply(p, ks.Context(live, bench))
+    np.testing.assert_array_equal(out, _ref_rank_per_era(p, live["era"].to_numpy()))
+    [record] = caplog.records
+    assert record.name == "nmr" and record.levelname == "WARNING"
+    assert f"skipped for {len(live)} of {len(live)} rows" in record.getMessage()
+    assert "no column 'v52_lgbm_ender20'" in record.getMessage()
+
+
+def test_blend_benchmark_skip_blends_the_rows_that_have_a_benchmark_only(caplog):
+    live, _ = _live()
+    rng = np.random.default_rng(12)
+    p = rng.normal(size=len(live))
+    bench = pd.DataFrame({"b": rng.random(len(live))}, index=live.index)
+    bench = bench.drop(index=["id00003", "id00007"])
+    with caplog.at_level("WARNING", logger="nmr"):
+        out = ks.BlendBenchmark("b", 0.25).apply(p, ks.Context(live, bench))
+    eras = live["era"].to_numpy()
+    ranked = _ref_rank_per_era(p, eras)
+    has = ~live.index.isin(["id00003", "id00007"])
+    expected = ranked.copy()
+    expected[has] = 0.75 * ranked[has] + 0.25 * _ref_rank_per_era(
+        bench["b"].reindex(live.index[has]).to_numpy(), eras[has]
+    )
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)
+    assert "skipped for 2 of" in caplog.records[0].getMessage()
+    assert "lacks a value for 2 live id(s)" in caplog.records[0].getMessage()
+
+
+def test_blend_benchmark_skip_with_every_id_present_equals_fail_mode(caplog):
+    live, _ = _live()
+    rng = np.random.default_rng(13)
+    p = rng.normal(size=len(live))
+    bench = pd.DataFrame({"b": rng.random(len(live))}, index=live.index)
+    ctx = ks.Context(live, bench)
+    with caplog.at_level("WARNING", logger="nmr"):
+        skip = ks.BlendBenchmark("b", 0.3, on_missing="skip").apply(p, ctx)
+    np.testing.assert_array_equal(
+        skip, ks.BlendBenchmark("b", 0.3, on_missing="fail").apply(p, ctx)
+    )
+    assert caplog.records == []
 
 
 def test_to_one_column_binary_takes_probability_of_class_one():

@@ -7,6 +7,7 @@ deploy), which is the order ``nmr --help`` lists the commands in.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from builder.cli.app import app
@@ -23,7 +24,17 @@ for _stage in STAGES:
 
 
 def main() -> None:
+    _accept_click_completion_names()
     app(args=global_options_first(sys.argv[1:]), prog_name="nmr")
+
+
+def _accept_click_completion_names() -> None:
+    """Let ``_NMR_COMPLETE=bash_source`` (click's documented spelling) mean Typer's
+    ``source_bash``: Typer reads the instruction before the shell, click after it."""
+    value = os.environ.get("_NMR_COMPLETE", "")
+    shell, _, instruction = value.partition("_")
+    if shell in ("bash", "zsh", "fish") and instruction in ("source", "complete"):
+        os.environ["_NMR_COMPLETE"] = f"{instruction}_{shell}"
 
 
 def global_options_first(args: list[str]) -> list[str]:

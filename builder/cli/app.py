@@ -19,7 +19,9 @@ app = typer.Typer(
     name="nmr",
     help="Build, lock, test and deploy Numerai model-upload pickles from numerai.yaml.",
     no_args_is_help=True,
-    add_completion=False,
+    # Typer's own shell completion: --install-completion / --show-completion for bash, zsh,
+    # fish and PowerShell; slot names and runtime tags come from complete_slot/complete_runtime.
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -104,3 +106,35 @@ def _root(
 
 def echo_err(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+def complete_slot(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the model slots of numerai.yaml (the command's -f FILE when given,
+    else NMR_CONFIG or the file found walking up) that start with what was typed.
+
+    Reads only the keys under ``models:`` (no validation), so an unfinished config still
+    completes; a missing or unreadable file completes nothing rather than printing an error
+    into the user's shell.
+    """
+    try:
+        import yaml
+
+        from builder.config.loader import find_config
+
+        given = ctx.params.get("config") or ctx.params.get("file")
+        path = find_config(given) if given else find_config()
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        models = doc.get("models") if isinstance(doc, dict) else None
+        names = [str(name) for name in models] if isinstance(models, dict) else []
+    except Exception:  # completion must never fail loudly
+        return []
+    typed = ctx.params.get("slots") or ctx.params.get("target") or []
+    return [n for n in names if n.startswith(incomplete) and n not in typed]
+
+
+def complete_runtime(incomplete: str) -> list[str]:
+    """Shell completion: runtime tags (and their aliases) of nmr's catalog."""
+    from builder import runtimes
+
+    names = [*runtimes.known_tags(), *(a for r in runtimes.runtimes() for a in r.aliases)]
+    return [n for n in dict.fromkeys(names) if n.startswith(incomplete)]

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import typer
 
-from builder.cli.app import app, user_errors
+from builder.cli.app import app, complete_runtime, complete_slot, user_errors
 
 
 @app.command()
 @user_errors
 def build(
-    slots: list[str] = typer.Argument(None, help="Model slots to build (default: all)."),
+    slots: list[str] = typer.Argument(
+        None, help="Model slots to build (default: all).", autocompletion=complete_slot
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild even when up to date."),
     check: bool = typer.Option(
         False, "--check", help="Build nothing; exit 1 if numerai.lock is out of date (for CI)."
@@ -25,21 +27,57 @@ def build(
     config: Path = typer.Option(None, "-f", "--file", help="numerai.yaml to use."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Build build/<slot>/model.pkl for each slot in its runtime's Python and update numerai.lock."""
-    from builder.build import build_project
-    from builder.config import load
+    """Build build/<slot>/model.pkl for each slot in its runtime's Python and update numerai.lock.
 
-    project = load(config)
+    Every slot that can be built is built; each failing slot is reported on one line with its
+    place in numerai.yaml, and the exit code is 1 if any failed."""
+    from builder.build import BuildFailed, build_project
+    from builder.config import load
+    from builder.errors import NmrError
+
+    try:
+        project = load(config)
+    except NmrError as error:
+        if not as_json:
+            raise
+        _print_failure_json(error)
+        raise typer.Exit(1) from None
 
     def show(result) -> None:
-        if not as_json:
+        if as_json:
+            return
+        if result.status == "failed":
+            print(result.error, file=sys.stderr)
+        else:
             typer.echo(_result_line(project, result))
 
-    results = build_project(
-        project, slots=slots or None, force=force, check=check, python=python, log=show
-    )
+    for warning in _warnings(project, slots, check):
+        print(f"warning: {warning}", file=sys.stderr)
+    try:
+        results, failed = (
+            build_project(
+                project, slots=slots or None, force=force, check=check, python=python, log=show
+            ),
+            [],
+        )
+    except BuildFailed as error:
+        results = error.results
+        failed = [r for r in results if r.status == "failed"]
+    except NmrError as error:  # before any slot ran (e.g. an unknown slot name)
+        if not as_json:
+            raise
+        _print_failure_json(error)
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps([_result_dict(project, r) for r in results], indent=2))
+    if failed:
+        if not as_json:
+            print(
+                f"error: {len(failed)} of {len(results)} slot(s) failed to build: "
+                f"{', '.join(r.slot for r in failed)}",
+                file=sys.stderr,
+            )
+        raise typer.Exit(1)
     stale = [r.slot for r in results if r.status == "out of date"]
     if check and stale:
         print(
@@ -54,7 +92,10 @@ def build(
 def inspect(
     pickle_file: Path = typer.Argument(..., help="A pickle file (e.g. build/<slot>/model.pkl)."),
     runtime: str = typer.Option(
-        None, "--runtime", help="Load it in this runtime's env (default: from numerai.lock)."
+        None,
+        "--runtime",
+        help="Load it in this runtime's env (default: from numerai.lock).",
+        autocompletion=complete_runtime,
     ),
     python: Path = typer.Option(None, "--python", help="Load it with this interpreter."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -178,6 +219,26 @@ def _result_line(project, result) -> str:
     )
 
 
+def _warnings(project, slots, check: bool) -> list:
+    """Warnings of the cheap pre-build checks (e.g. NaN a member cannot take)."""
+    if check:
+        return []
+    from builder.preflight import check_project
+
+    return check_project(project, slots=slots or None).warnings
+
+
+def _print_failure_json(error) -> None:
+    """The JSON document of a build that stopped before any slot ran (bad config, unknown
+    slot): the same shape as `nmr validate --json`."""
+    problems = getattr(error, "problems", None)
+    if problems:
+        listed = [p.as_dict() for p in problems]
+    else:
+        listed = [{"file": None, "line": None, "col": None, "path": "", "message": str(error)}]
+    typer.echo(json.dumps({"ok": False, "problems": listed}, indent=2))
+
+
 def _result_dict(project, result) -> dict:
     return {
         "slot": result.slot,
@@ -189,6 +250,7 @@ def _result_dict(project, result) -> dict:
         "runtime": result.runtime,
         "python_version": result.python_version,
         "changed": list(result.changed),
+        "error": result.error,
     }
 
 

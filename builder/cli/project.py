@@ -61,31 +61,42 @@ def validate(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Check numerai.yaml offline and report every problem with its line and column."""
+    """Check numerai.yaml and each artifact's header offline; report every problem with its
+    line and column."""
     from builder.cli.app import debug_enabled
     from builder.config import ConfigError, load
 
     try:
-        project = load(file)
+        project, problems = load(file), []
     except ConfigError as error:
         if debug_enabled():
             import traceback
 
             traceback.print_exc()
-        if as_json:
-            _print_json({"ok": False, "problems": [p.as_dict() for p in error.problems]})
-        else:
-            for problem in error.problems:
-                print(problem, file=sys.stderr)
-        raise typer.Exit(1) from None
+        project, problems = error.project, list(error.problems)
     except NmrError as error:
         if not as_json:
             raise
         _print_json({"ok": False, "problems": [_bare_problem(str(error))]})
         raise typer.Exit(1) from None
+    report = _artifact_report(project, problems)
+    problems = sorted([*problems, *report.errors], key=_place)
     if as_json:
-        _print_json({"ok": True, "config": str(project.config_path), **_summary(project)})
+        payload = {"ok": not problems, "problems": [p.as_dict() for p in problems]}
+        payload["warnings"] = [w.as_dict() for w in report.warnings]
+        if not problems:
+            payload.update({"config": str(project.config_path), **_summary(project)})
+            payload["problems"] = []
+        _print_json(payload)
+        if problems:
+            raise typer.Exit(1)
         return
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        raise typer.Exit(1)
     count = len(project.models)
     typer.echo(f"{project.config_path}: valid, {count} model{'s' if count != 1 else ''}")
     for model in project.models:
@@ -136,6 +147,29 @@ def data_synth(
         f"(small/medium/all), {rows['train']} train, {rows['validation']} validation, "
         f"{rows['live']} live rows in {result['seconds']:.1f}s"
     )
+
+
+def _artifact_report(project, config_problems):
+    """Artifact-header and NaN checks of the members the config problems leave alone."""
+    from builder.preflight import Report, check_project, member_path
+
+    if project is None:
+        return Report([], [])
+    report = check_project(project)
+    touched = [p.path for p in config_problems]
+    skip = set()
+    for model in project.models:
+        for index, _member in enumerate(model.members):
+            base = member_path(model, index)
+            if any(t == base or t.startswith((base + ".", base + "[")) for t in touched):
+                skip.add(base)
+    # a config problem at the model (e.g. its features) already speaks for its single member
+    keep = [p for p in report.errors if not any(p.path.startswith(b) for b in skip)]
+    return Report(keep, report.warnings)
+
+
+def _place(problem) -> tuple:
+    return (problem.file, problem.line, problem.col, problem.path)
 
 
 def _print_json(payload: dict) -> None:

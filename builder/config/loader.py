@@ -119,7 +119,11 @@ def load_text(text: str, config_path: Path) -> Project:
     ]
     project = _Resolver(parsed, config_path, problems).project()
     if problems:
-        raise ConfigError(problems)
+        error = ConfigError(problems)
+        # what could be resolved, so `nmr validate` can also check the artifacts of the slots
+        # the config problems do not concern (every slot's problem in one run)
+        error.project = project
+        raise error
     return project
 
 
@@ -243,7 +247,16 @@ class _Resolver:
                         path,
                         "needs features: set features on this member or on the model",
                     )
-                members.append(self.member(item, path, features, spec, fmt_key=(*path, "format")))
+                members.append(
+                    self.member(
+                        item,
+                        path,
+                        features,
+                        spec,
+                        fmt_key=(*path, "format"),
+                        steps=self.steps(item, path, "preprocessing"),
+                    )
+                )
         preprocessing = self.steps(raw, base, "preprocessing")
         if "postprocessing" in raw and isinstance(raw["postprocessing"], list):
             postprocessing = self.steps(raw, base, "postprocessing")
@@ -262,7 +275,9 @@ class _Resolver:
             mark=self.mark(base, key=True),
         )
 
-    def member(self, raw: dict, path: tuple, features, spec, *, fmt_key: tuple) -> Member:
+    def member(
+        self, raw: dict, path: tuple, features, spec, *, fmt_key: tuple, steps: tuple = ()
+    ) -> Member:
         from builder.artifacts import FORMATS, infer_format
 
         written = raw["artifact"]
@@ -286,6 +301,7 @@ class _Resolver:
             feature_set=spec if isinstance(spec, str) else None,
             weight=float(_number(raw, "weight", 1.0)),
             mark=self.mark((*path, "artifact")),
+            preprocessing=steps,
         )
 
     def steps(self, raw: dict, base: tuple, section: str) -> tuple[Step, ...]:

@@ -50,6 +50,9 @@ class Member:
     feature_set: str | None  # the feature set name, when features came from one
     weight: float = 1.0
     mark: Mark | None = field(default=None, compare=False)
+    # an ensemble member's own steps, applied to its columns after the slot's preprocessing
+    # (so one member can be filled while another keeps its native NaN handling)
+    preprocessing: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True)

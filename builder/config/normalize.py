@@ -24,6 +24,7 @@ def normalized(model: ModelConfig, root: Path) -> dict:
                 "feature_set": member.feature_set,
                 "features": list(member.features),
                 "weight": member.weight,
+                "preprocessing": [_step(step) for step in member.preprocessing],
             }
             for member in model.members
         ],

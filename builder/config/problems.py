@@ -38,6 +38,7 @@ class ConfigError(NmrError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.col, p.path))
+        self.project = None  # the partly resolved Project, when the file could be resolved
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

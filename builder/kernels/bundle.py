@@ -15,16 +15,27 @@ from .steps import Context, rank_per_era, to_one_column
 
 
 class Member:
-    """One compiled model of the bundle: its evaluator and where its inputs sit in X."""
+    """One compiled model of the bundle: its evaluator, where its inputs sit in X, and its own
+    preprocessing (applied to its columns after the slot's, e.g. a fill for an ONNX member
+    while a tree member keeps its native NaN routing)."""
 
-    def __init__(self, evaluator, columns: np.ndarray, task: str, weight: float = 1.0):
+    def __init__(
+        self, evaluator, columns: np.ndarray, task: str, weight: float = 1.0, preprocessing=None
+    ):
         self.evaluator = evaluator
         self.columns = np.asarray(columns, dtype=np.int64)  # indices into Bundle.feature_names
         self.task = task
         self.weight = float(weight)
+        self.preprocessing = list(preprocessing or [])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        raw = self.evaluator.predict(X[:, self.columns])
+        x = X[:, self.columns]
+        if self.preprocessing:
+            # the steps compute in float64 (NaN, means), whatever dtype the live frame had
+            x = x.astype(np.float64, copy=False)
+            for step in self.preprocessing:
+                x = step.apply(x)
+        raw = self.evaluator.predict(x)
         return to_one_column(raw, self.task)
 
 

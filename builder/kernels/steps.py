@@ -13,6 +13,7 @@ package would be pickled with its whole namespace.
 
 from __future__ import annotations
 
+import logging
 from statistics import NormalDist
 
 import numpy as np
@@ -105,19 +106,47 @@ class BlendBenchmark:
     """(1 - weight) * rank(p) + weight * rank(benchmark column), ranks taken per era.
 
     The benchmark frame is reindexed to the live ids first (NUMERAI.md §3: the SKILL file asks
-    for exactly that); a missing column or id is an error naming it.
+    for exactly that). When the column is absent, or some live ids have no (or a NaN) value:
+    ``on_missing="fail"`` raises a ValueError naming what is missing, so the run fails;
+    ``on_missing="skip"`` ships the plain per-era rank of p for the rows without a benchmark
+    (all rows when the column is absent) and logs one WARNING line, which numerai-predict's log
+    shows (predict.py configures the root logger; the "nmr" logger propagates to it).
     """
 
     name = "blend_benchmark"
 
-    def __init__(self, column: str, weight: float):
+    def __init__(self, column: str, weight: float, on_missing: str = "skip"):
         self.column = column
         self.weight = float(weight)
+        self.on_missing = on_missing
 
     def apply(self, p: np.ndarray, ctx: Context) -> np.ndarray:
-        benchmark = benchmark_column(ctx.live_benchmark_models, self.column, ctx.live_features)
-        return (1.0 - self.weight) * rank_per_era(p, ctx.eras) + self.weight * rank_per_era(
-            benchmark, ctx.eras
+        if self.on_missing == "fail":
+            benchmark = benchmark_column(ctx.live_benchmark_models, self.column, ctx.live_features)
+            return (1.0 - self.weight) * rank_per_era(p, ctx.eras) + self.weight * rank_per_era(
+                benchmark, ctx.eras
+            )
+        values, problem = available_benchmark(
+            ctx.live_benchmark_models, self.column, ctx.live_features
+        )
+        ranked = rank_per_era(p, ctx.eras)
+        if problem is None:
+            return (1.0 - self.weight) * ranked + self.weight * rank_per_era(values, ctx.eras)
+        present = ~np.isnan(values)
+        logging.getLogger("nmr").warning(
+            "blend_benchmark skipped for %d of %d rows (%s); they get the unblended per-era "
+            "rank of the model's prediction (on_missing: skip)",
+            int((~present).sum()),
+            len(p),
+            problem,
+        )
+        if not present.any():
+            return ranked
+        # the benchmark is ranked among the rows that have it, per era
+        benchmark_rank = np.full(len(p), np.nan)
+        benchmark_rank[present] = rank_per_era(values[present], ctx.eras[present])
+        return np.where(
+            present, (1.0 - self.weight) * ranked + self.weight * benchmark_rank, ranked
         )
 
 
@@ -199,6 +228,25 @@ def benchmark_column(benchmarks, column: str, live_features: pd.DataFrame) -> np
     if np.isnan(aligned).any():
         raise ValueError(f"live_benchmark_models column {column!r} has NaN for some live ids")
     return aligned
+
+
+def available_benchmark(benchmarks, column: str, live_features: pd.DataFrame):
+    """(values aligned to the live ids with NaN where there is none, None) when every live id
+    has a value; else (those values, one phrase saying what is missing)."""
+    n = len(live_features)
+    nothing = np.full(n, np.nan)
+    if benchmarks is None:
+        return nothing, "no live_benchmark_models were passed"
+    if column not in benchmarks.columns:
+        return nothing, f"live_benchmark_models has no column {column!r}"
+    values = benchmarks[column]
+    if not values.index.is_unique:
+        return nothing, "live_benchmark_models has duplicate ids in its index"
+    aligned = values.reindex(live_features.index).to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = int(np.isnan(aligned).sum())
+    if missing:
+        return aligned, f"column {column!r} lacks a value for {missing} live id(s)"
+    return aligned, None
 
 
 def to_one_column(raw: np.ndarray, task: str) -> np.ndarray:

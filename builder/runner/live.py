@@ -126,21 +126,25 @@ def _live(data, models, scratch_dir: Path, live: Path | None) -> tuple[Path, str
                 return Path(candidate), PROJECT
     if not models:
         raise NmrError("--live FILE is required outside a project with data.live")
-    return synthesized_live(models, scratch_dir), SYNTHETIC
+    return synthesized_live(models, scratch_dir, data), SYNTHETIC
 
 
-def synthesized_live(models, scratch_dir: Path) -> Path:
-    """One synthetic live era with the union of the models' features, cached per feature list."""
-    from builder.datasets import synth_live
+def synthesized_live(models, scratch_dir: Path, data=None) -> Path:
+    """One synthetic live era with the union of the models' features, cached per feature list.
+
+    It carries as much NaN as the project's own data has (``data``: its DataConfig), so the test
+    sees what production will."""
+    from builder.datasets import nan_share, synth_live
 
     features: dict[str, None] = {}
     for model in models:
         features.update(dict.fromkeys(model.features))
-    key = hashlib.sha256("\n".join(features).encode()).hexdigest()[:16]
+    share = nan_share(data, features) if data is not None else 0.0
+    key = hashlib.sha256(("\n".join(features) + f"\nnan={share!r}").encode()).hexdigest()[:16]
     path = Path(scratch_dir) / f"live-{key}.synthetic.parquet"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        synth_live(list(features)).to_parquet(tmp)
+        synth_live(list(features), nan_fraction=share).to_parquet(tmp)
         tmp.replace(path)  # a concurrent run never reads a half-written file
     return path
