@@ -45,7 +45,7 @@ class Member:
     """One trained artifact: the whole model of a slot, or one member of an ensemble."""
 
     artifact: Path
-    format: str  # lightgbm | xgboost | sklearn | onnx (inferred when not given)
+    format: str  # lightgbm | xgboost | sklearn | onnx | catboost (inferred when not given)
     features: tuple[str, ...]  # column names, in the order the model was trained on
     feature_set: str | None  # the feature set name, when features came from one
     weight: float = 1.0
