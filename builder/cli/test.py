@@ -188,7 +188,18 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
         and project.data.live_benchmarks.exists()
     ):
         benchmarks = project.data.live_benchmarks
-    env_python = _env_python(model.runtime, python)
+    if model.kind in ("source", "pickle"):
+        # user code may import image packages (scikit-learn, torch...): the env adds them at
+        # the image's pins, as for --pickle (builder/envextras.py)
+        from builder.envextras import env_for_pickle
+
+        pickle_env = env_for_pickle(pickle, model.runtime, python)
+        if not quiet:
+            for line in pickle_env.lines():
+                typer.echo(line)
+        env_python = str(pickle_env.env.python)
+    else:
+        env_python = _env_python(model.runtime, python)
     run = _run(
         model.slot, pickle, env_python, live, benchmarks, limits, model.runtime, test_dir, quiet
     )

@@ -53,6 +53,21 @@ class Member:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """A ``source:`` slot: Python code nmr packs with the runtime's own interpreter."""
+
+    path: Path  # the .py file (absolute)
+    function: str = "predict"  # the callable it defines
+
+
+@dataclass(frozen=True)
+class PickleConfig:
+    """A ``pickle:`` slot: a pickle made elsewhere, shipped as it is."""
+
+    path: Path  # absolute
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     create: bool = False
     trigger: bool = False
@@ -71,10 +86,27 @@ class ModelConfig:
     runtime: str  # runtime tag, e.g. numerai_predict_py_3_12:a78dedd
     deploy: DeployConfig
     mark: Mark | None = field(default=None, compare=False)
+    source: SourceConfig | None = None  # set for a source: slot (members is empty)
+    pickle: PickleConfig | None = None  # set for a pickle: slot (members is empty)
+    # source:/pickle: slots: the columns they read, for test data and checks (from features:,
+    # else every column of features.json)
+    slot_features: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """How the slot's pickle is made: artifact | ensemble (compiled), source (packed by
+        the runtime) or pickle (shipped as is)."""
+        if self.source is not None:
+            return "source"
+        if self.pickle is not None:
+            return "pickle"
+        return "ensemble" if self.ensemble else "artifact"
 
     @property
     def features(self) -> tuple[str, ...]:
         """Union of every member's features, in first-seen order."""
+        if not self.members:
+            return tuple(self.slot_features)
         seen: dict[str, None] = {}
         for member in self.members:
             for name in member.features:

@@ -80,7 +80,7 @@ def local_tester(project: Project, state_dir: Path):
         marker = tested / want.sha256
         if marker.exists():
             return True, ""
-        from builder.env import ensure_env
+        from builder.envextras import env_for_pickle
         from builder.runner import run_pickle
 
         model = models[want.slot]
@@ -91,9 +91,11 @@ def local_tester(project: Project, state_dir: Path):
         # apply needs the verdict and the log, not the predictions CSV: run into a directory
         # removed afterwards (run_pickle's default output directory is kept on purpose).
         with tempfile.TemporaryDirectory(prefix="nmr-localtest-") as output_dir:
+            # an nmr-compiled pickle gets the base env; a source:/pickle: slot's also gets the
+            # image packages it imports, at the image's pins (builder/envextras.py)
             result = run_pickle(
                 want.pickle_path,
-                ensure_env(want.runtime).python,
+                env_for_pickle(want.pickle_path, want.runtime).env.python,
                 live,
                 benchmarks,
                 output_dir=output_dir,
