@@ -183,7 +183,10 @@ def test_neither_artifact_nor_ensemble_is_refused(project):
         )
     )
     assert (problem.line, problem.col, problem.path) == (3, 3, "models.m")
-    assert problem.message == "needs exactly one of artifact / ensemble / source / pickle (found neither)"
+    assert (
+        problem.message
+        == "needs exactly one of artifact / ensemble / source / pickle (found neither)"
+    )
 
 
 def test_missing_artifact_file_names_the_resolved_path(project):
