@@ -188,6 +188,7 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
         and project.data.live_benchmarks.exists()
     ):
         benchmarks = project.data.live_benchmarks
+    pickle_env = None
     if model.kind in ("source", "pickle"):
         # user code may import image packages (scikit-learn, torch...): the env adds them at
         # the image's pins, as for --pickle (builder/envextras.py)
@@ -203,7 +204,7 @@ def _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnost
     run = _run(
         model.slot, pickle, env_python, live, benchmarks, limits, model.runtime, test_dir, quiet
     )
-    outcome = SlotOutcome(model.slot, run)
+    outcome = SlotOutcome(model.slot, run, env=pickle_env)
     if run.ok and diagnostics:
         try:
             _diagnose(outcome, project, model, pickle, env_python, live, quiet)
