@@ -65,8 +65,11 @@ def build_project(
     results: dict[str, BuildResult] = {}
     todo = []  # (model, inputs, changed, pickle_path) to build
     for model in models:
-        inputs = locks.slot_inputs(project, model, kernels)
         locked = lock["slots"].get(model.slot)
+        if model.kind in SHIPPED_KINDS:
+            inputs = locks.shipped_inputs(project, model, kernels, locked)
+        else:
+            inputs = locks.slot_inputs(project, model, kernels)
         changed = tuple(locks.changed_inputs(locked, inputs))
         pickle_path = project.root / "build" / model.slot / "model.pkl"
         if check:
@@ -80,6 +83,18 @@ def build_project(
         if log is not None:
             log(results[model.slot])
 
+    shipped = [item for item in todo if item[0].kind in SHIPPED_KINDS]
+    todo = [item for item in todo if item[0].kind not in SHIPPED_KINDS]
+    if shipped:
+        from builder.shipped import build_shipped
+
+        for model, inputs, changed, pickle_path in shipped:
+            entry = build_shipped(project, model, inputs, pickle_path, python)
+            lock["slots"][model.slot] = entry
+            results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
+            if log is not None:
+                log(results[model.slot])
+            locks.write_lock(project, _pruned(project, lock, slots))
     if todo:
         from builder.bundle import make_bundle
 
@@ -120,6 +135,11 @@ def build_project(
     if any(r.status == "failed" for r in ordered):
         raise BuildFailed(ordered)
     return ordered
+
+
+# Slots whose pickle nmr does not compile: packed by the runtime (source) or shipped as is
+# (pickle); builder/shipped.py makes them.
+SHIPPED_KINDS = ("source", "pickle")
 
 
 def pickle_relpath(slot: str) -> str:

@@ -85,6 +85,39 @@ def make_bundle(project: Project, model: ModelConfig, compiled=None) -> kb.Bundl
     return fold_preprocessing(bundle)
 
 
+def make_source_bundle(project: Project, model: ModelConfig):
+    """What a ``source:`` slot ships: its function (imported and pickled by value in the env),
+    bare when the slot has no postprocessing, else inside a ``kernels.source`` wrapper that
+    runs the steps on its output."""
+    from builder.kernels import source as ksrc
+    from builder.pack import SourceFunction
+
+    function = SourceFunction(
+        root=project.root,
+        path=_relative(project, model.source.path),
+        function=model.source.function,
+    )
+    if not model.postprocessing:
+        return function
+    needs_benchmarks = any(step.name == "blend_benchmark" for step in model.postprocessing)
+    if model.deploy.legacy_signature and needs_benchmarks:
+        raise NmrError(
+            f"{_where(project, model)}: models.{model.slot}.deploy.legacy_signature: the "
+            "1-argument predict receives no benchmarks, but blend_benchmark needs them"
+        )
+    cls = ksrc.SourcePredict1 if model.deploy.legacy_signature else ksrc.SourcePredict2
+    summary = {
+        "nmr": __version__,
+        "slot": model.slot,
+        "runtime": model.runtime,
+        "source": _relative(project, model.source.path),
+        "function": model.source.function,
+        "postprocessing": [_step_text(s) for s in model.postprocessing],
+    }
+    steps = [_post_step(project, model, step) for step in model.postprocessing]
+    return cls(function=function, postprocessing=steps, summary=summary)
+
+
 def compile_members(model: ModelConfig) -> list[CompiledMember]:
     """Read and compile every artifact of a slot."""
     from builder.artifacts import read

@@ -276,3 +276,68 @@ def distribution_for(module: str) -> str:
         if prefix in MODULE_DISTRIBUTIONS:
             return MODULE_DISTRIBUTIONS[prefix]
     return normalize_distribution(parts[0])
+
+
+def source_distributions(project, model) -> list[str]:
+    """The image distributions a ``source:`` slot's code imports (beyond the base env's), read
+    from its import statements and those of the project modules it imports, sorted.
+
+    A static scan (``ast``), so the env exists before the code runs there; an import the scan
+    cannot see (``importlib.import_module(name)``) fails the pack with "No module named ...".
+    Imports of modules the image lacks are left out here: the import in the env then fails
+    with that module's name, as it would in Numerai's container.
+    """
+    runtime = runtimes.get(model.runtime)
+    source = Path(model.source.path)
+    search = [source.parent, Path(project.root)]
+    found: dict[str, None] = {}
+    seen: set[Path] = set()
+    todo = [source]
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        for name in _imported_names(path):
+            local = _project_module(name, search)
+            if local is not None:
+                todo.append(local)
+                continue
+            top = name.split(".")[0]
+            if top in sys.stdlib_module_names or top in _NOT_DISTRIBUTIONS:
+                continue
+            dist = distribution_for(name)
+            if dist in runtime.pins and dist not in runtime.bundle_pins:
+                found.setdefault(dist, None)
+    return sorted(found)
+
+
+def _imported_names(path: Path) -> list[str]:
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError, SyntaxError) as error:
+        raise NmrError(f"{path}: cannot read the source ({error})") from None
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+def _project_module(name: str, search: list[Path]) -> Path | None:
+    """The project file a module name imports (a package's __init__.py or a .py file)."""
+    for directory in search:
+        base = directory.joinpath(*name.split("."))
+        for candidate in (base / "__init__.py", base.with_suffix(".py")):
+            if candidate.is_file():
+                return candidate
+        top = directory / name.split(".")[0]
+        if (top / "__init__.py").is_file() or top.with_suffix(".py").is_file():
+            return (
+                top / "__init__.py" if (top / "__init__.py").is_file() else top.with_suffix(".py")
+            )
+    return None

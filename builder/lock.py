@@ -116,6 +116,49 @@ def hashed_files(project: Project, paths) -> list[dict]:
     return [{"path": relative(project, path), "sha256": file_sha256(Path(path))} for path in paths]
 
 
+def shipped_inputs(
+    project: Project, model: ModelConfig, kernels_sha256: str, locked: dict | None
+) -> dict:
+    """The inputs of a ``source:`` or ``pickle:`` slot (``slot_inputs`` is for compiled ones).
+
+    pickle: the file's hash is the input. source: the file's hash, the image pins of what it
+    imports, and every project file the last build saw it read while importing (the list comes
+    from the locked entry, each file hashed again now; a file gone hashes to None), so editing
+    a module or a weights file the source loads rebuilds the slot.
+    """
+    runtime = runtimes.get(model.runtime)
+    inputs = {
+        "runtime": runtime.tag,
+        "python": runtime.python,
+        "config_sha256": sha256_json(normalized_config(project, model)),
+        "nmr": __version__,
+    }
+    if model.pickle is not None:
+        inputs["pickle"] = _file_input(project, model.pickle.path)
+        return inputs
+    from builder.envextras import source_distributions
+
+    source = model.source
+    inputs["source"] = {**_file_input(project, source.path), "function": source.function}
+    inputs["pins"] = runtime.bundle_pins
+    inputs["image_packages"] = {
+        dist: runtime.pins[dist] for dist in source_distributions(project, model)
+    }
+    inputs["kernels_sha256"] = kernels_sha256
+    previous = ((locked or {}).get("inputs") or {}).get("reads") or []
+    inputs["reads"] = reads_input(project, [entry["path"] for entry in previous])
+    return inputs
+
+
+def reads_input(project: Project, paths) -> list[dict]:
+    """[{path, sha256}] of project files (relative paths), sorted; sha256 None when gone."""
+    out = []
+    for rel in sorted(set(paths)):
+        path = project.root / rel
+        out.append({"path": rel, "sha256": file_sha256(path) if path.is_file() else None})
+    return out
+
+
 def inputs_sha256(inputs: dict) -> str:
     return sha256_json(inputs)
 
@@ -209,6 +252,14 @@ def relative(project: Project, path) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _file_input(project: Project, path: Path) -> dict:
+    path = Path(path)
+    return {
+        "path": relative(project, path),
+        "sha256": file_sha256(path) if path.is_file() else None,
+    }
 
 
 def _step(step: Step) -> dict:

@@ -48,6 +48,21 @@ class Packed:
     packages: dict  # numpy/pandas/cloudpickle/pyarrow versions of that interpreter
     parameters: tuple[str, ...]  # the callable's signature, as numerai-predict counts it
     modules: tuple[str, ...]  # top-level modules the pickle imports
+    # source: slots: project files the user's code read while being imported (relative paths)
+    reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceFunction:
+    """A ``source:`` slot's function, to be imported and pickled by value in the env.
+
+    Stands in the object tree where the function goes; the env's interpreter imports ``path``
+    (relative to ``root``, with the project's own modules importable) and takes ``function``.
+    """
+
+    root: Path  # the project root: files under it are the project's
+    path: str  # the .py file, relative to root (POSIX)
+    function: str = "predict"
 
 
 def pack(obj, env: Env) -> Packed:
@@ -55,9 +70,13 @@ def pack(obj, env: Env) -> Packed:
     return pack_many([obj], env)[0]
 
 
-def pack_many(objs: list, env: Env) -> list[Packed]:
+def pack_many(objs: list, env: Env, image_packages: bool = False) -> list[Packed]:
     """Pickle several objects in one run of the env's interpreter (one start-up for a whole
-    multi-slot build). Each result equals what ``pack`` gives for that object alone."""
+    multi-slot build). Each result equals what ``pack`` gives for that object alone.
+
+    ``image_packages``: the objects hold user code (``SourceFunction``), which may import any
+    package of the runtime's image; the scan then refuses only what the image lacks.
+    """
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="nmr-pack-") as tmp:
@@ -99,7 +118,7 @@ def pack_many(objs: list, env: Env) -> list[Packed]:
         reports = json.loads((work / "report.json").read_text(encoding="utf-8"))
     results = []
     for data, report in zip(blobs, reports, strict=True):
-        modules = check_imports(data)
+        modules = check_image_imports(data, env.runtime) if image_packages else check_imports(data)
         results.append(
             Packed(
                 data=data,
@@ -109,6 +128,7 @@ def pack_many(objs: list, env: Env) -> list[Packed]:
                 packages=report["packages"],
                 parameters=tuple(report["parameters"] or ()),
                 modules=tuple(modules),
+                reads=tuple(report.get("reads") or ()),
             )
         )
     return results
@@ -174,6 +194,35 @@ def check_imports(data: bytes) -> list[str]:
     return sorted(modules)
 
 
+def check_image_imports(data: bytes, runtime_tag: str) -> list[str]:
+    """The top-level modules a pickle of user code imports; NmrError naming the modules the
+    runtime's image does not have (so loading there would fail), and any global of
+    ``__main__`` (a class or function defined in the script that made the pickle)."""
+    from builder import runtimes
+    from builder.envextras import pickle_distributions
+
+    globals_ = imported_globals(data)
+    main = [g for g in globals_ if g.startswith("__main__.")]
+    if main:
+        raise NmrError(
+            f"the pickle refers to {main[0]}, defined in the script that made it; "
+            "numerai-predict cannot import it: define it in a module of the source: slot "
+            "(nmr pickles the project's own modules by value)"
+        )
+    runtime = runtimes.get(runtime_tag)
+    _found, missing = pickle_distributions(data, runtime)
+    if missing:
+        shown = ", ".join(
+            f"{module}" + (f" (distribution {dist})" if dist != module else "")
+            for module, dist in missing[:3]
+        )
+        raise NmrError(
+            f"the pickle imports {shown}, which the image {runtime.tag} does not have, so "
+            "loading it there fails"
+        )
+    return sorted({g.split(".")[0] for g in globals_})
+
+
 def module_allowed(top_level: str) -> bool:
     return top_level in ALLOWED_PACKAGES or top_level in sys.stdlib_module_names
 
@@ -217,6 +266,13 @@ def _encode(value, arrays: dict, where: str):
         return {"t": "array", "key": key}
     if isinstance(value, np.dtype):
         return {"t": "dtype", "str": value.str}
+    if isinstance(value, SourceFunction):
+        return {
+            "t": "source",
+            "root": str(Path(value.root).resolve()),
+            "path": value.path,
+            "function": value.function,
+        }
     if isinstance(value, np.generic):
         return {
             "t": "scalar",

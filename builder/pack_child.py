@@ -16,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import json
+import os
 import pickle
 import sys
 from pathlib import Path
@@ -41,11 +42,15 @@ def main(workdir: Path, kernels_dir: Path) -> None:
 
     count = json.loads((workdir / "batch.json").read_text(encoding="utf-8"))["count"]
     blobs = []
+    reads = []
     for i in range(count):  # every dump before any load: loading may import modules
         spec = json.loads((workdir / f"spec_{i}.json").read_text(encoding="utf-8"))
         with np.load(workdir / f"arrays_{i}.npz", allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        blobs.append(cloudpickle.dumps(decode(spec["root"], arrays), protocol=PROTOCOL))
+        SOURCES.reads.clear()
+        obj = decode(spec["root"], arrays)
+        reads.append(sorted(SOURCES.reads))
+        blobs.append(cloudpickle.dumps(obj, protocol=PROTOCOL))
     versions = {}
     for name in ("numpy", "pandas", "cloudpickle", "pyarrow"):
         try:
@@ -64,6 +69,7 @@ def main(workdir: Path, kernels_dir: Path) -> None:
                 "parameters": parameters,
                 "sha256": hashlib.sha256(data).hexdigest(),
                 "size": len(data),
+                "reads": reads[i],
             }
         )
     (workdir / "report.json").write_text(json.dumps(reports, indent=2), encoding="utf-8")
@@ -137,6 +143,107 @@ class KernelFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
 
+class ProjectSources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports a ``source:`` slot's file and the project modules it imports.
+
+    Modules are compiled with file names relative to the project root, so the code objects
+    cloudpickle writes (by value: the container has no copy of the project) do not carry the
+    checkout's path. An audit hook records every project file opened while they import
+    (weights, feature lists): the lock hashes them, so a changed file rebuilds the slot.
+    """
+
+    def __init__(self):
+        self.roots: list[Path] = []  # project roots seen, most recent first
+        self.search: list[Path] = []  # directories whose .py files are project modules
+        self.modules: dict[str, Path] = {}  # module name -> its source file
+        self.reads: set[str] = set()
+        self.excluded = tuple(
+            str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}
+        )
+
+    def add(self, root: Path, source: Path) -> None:
+        if root not in self.roots:
+            self.roots.insert(0, root)
+        for directory in (source.parent, root):
+            if directory not in self.search:
+                self.search.append(directory)
+
+    def audit(self, event, args):
+        if event != "open" or not args or not isinstance(args[0], (str, bytes, os.PathLike)):
+            return
+        try:
+            path = Path(os.fsdecode(args[0])).resolve()
+        except (OSError, ValueError):
+            return
+        text = str(path)
+        if text.startswith(self.excluded) or "site-packages" in path.parts:
+            return
+        for root in self.roots:
+            if path.is_relative_to(root) and path.is_file():
+                self.reads.add(path.relative_to(root).as_posix())
+                return
+
+    def find_spec(self, fullname, path=None, target=None):
+        for directory in self.search:
+            base = directory.joinpath(*fullname.split("."))
+            for candidate, package in (
+                (base / "__init__.py", True),
+                (base.with_suffix(".py"), False),
+            ):
+                if candidate.is_file():
+                    self.modules[fullname] = candidate
+                    return importlib.util.spec_from_loader(fullname, self, is_package=package)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source = self.modules[module.__name__]
+        root = next((r for r in self.roots if source.is_relative_to(r)), source.parent)
+        module.__file__ = str(source)  # the real path while importing (code may read files)
+        if source.name == "__init__.py":
+            module.__path__ = [str(source.parent)]
+        relative = source.relative_to(root).as_posix()
+        code = compile(source.read_text(encoding="utf-8"), relative, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+        # cloudpickle writes a by-value function's module __file__ into the pickle: relative,
+        # so the bytes do not depend on where the project is checked out
+        module.__file__ = relative
+
+    def load(self, root: Path, relative: str, function: str):
+        """The function ``function`` of the file ``root/relative``; every project module it
+        imported is registered for pickling by value, with pinned class tracker ids."""
+        source = (root / relative).resolve()
+        self.add(root, source)
+        name = "_".join(Path(relative).with_suffix("").parts)
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+        self.modules[name] = source
+        spec = importlib.util.spec_from_loader(name, self, is_package=False)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        fn = getattr(module, function, None)
+        if fn is None or not callable(fn):
+            raise SystemExit(f"{relative} defines no function {function!r}")
+        digest = hashlib.sha256()
+        for mod_name in sorted(self.modules):
+            if mod_name in sys.modules:
+                digest.update(mod_name.encode() + b"\0" + self.modules[mod_name].read_bytes())
+        for mod_name in sorted(self.modules):
+            if mod_name in sys.modules and "." not in mod_name:
+                cloudpickle.register_pickle_by_value(sys.modules[mod_name])
+        pin_class_tracker_ids(digest.hexdigest(), tuple(sorted(self.modules)))
+        return fn
+
+
+SOURCES = ProjectSources()
+
+
 def decode(node, arrays):
     if isinstance(node, list):
         return [decode(item, arrays) for item in node]
@@ -155,6 +262,11 @@ def decode(node, arrays):
         return np.dtype(node["str"])
     if kind == "float":
         return float(node["value"])  # "nan", "inf", "-inf"
+    if kind == "source":
+        if SOURCES not in sys.meta_path:
+            sys.meta_path.insert(1, SOURCES)  # after the kernel finder
+            sys.addaudithook(SOURCES.audit)
+        return SOURCES.load(Path(node["root"]), node["path"], node["function"])
     if kind == "object":
         module_name, _, qualname = node["class"].rpartition(":")
         module = importlib.import_module(PACKAGE + module_name[len("kernels") :])
@@ -168,7 +280,7 @@ def decode(node, arrays):
     raise ValueError(f"unknown spec node {kind!r}")
 
 
-def pin_class_tracker_ids(source_digest: str) -> None:
+def pin_class_tracker_ids(source_digest: str, packages: tuple = (PACKAGE,)) -> None:
     """Give every kernel class a tracker id derived from the kernel sources and its name.
 
     cloudpickle tags each by-value class with ``uuid4().hex`` (``_get_or_create_tracker_id``),
@@ -185,7 +297,7 @@ def pin_class_tracker_ids(source_digest: str) -> None:
             "nmr cannot make its pickles deterministic"
         )
     for name, mod in sorted(sys.modules.items()):
-        if not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+        if not any(name == p or name.startswith(p + ".") for p in packages):
             continue
         for value in list(vars(mod).values()):
             if isinstance(value, type) and value.__module__ == name:

@@ -181,13 +181,23 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     for stale in test_dir.glob("live_predictions-*.csv"):
         stale.unlink()
     inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
-    env_python = _env_python(model.runtime, request.python)
+    pickle_env = None
+    if getattr(model, "kind", None) in ("source", "pickle"):
+        # user code may import image packages (scikit-learn, torch...): the env adds them at
+        # the image's pins, as for --pickle (builder/envextras.py)
+        from builder.envextras import env_for_pickle
+
+        pickle_env = env_for_pickle(pickle, model.runtime, request.python)
+        observer.env_lines(pickle_env.lines())
+        env_python = str(pickle_env.env.python)
+    else:
+        env_python = _env_python(model.runtime, request.python)
     synthetic = _synthetic(inputs, model)
     run = _run(
         model.slot, pickle, env_python, inputs, synthetic, request, model.runtime, test_dir,
         observer,
     )  # fmt: skip
-    outcome = TestedSlot(model.slot, run, inputs=inputs, synthetic=synthetic)
+    outcome = TestedSlot(model.slot, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
             _diagnose(outcome, project, model, pickle, env_python, inputs, observer)

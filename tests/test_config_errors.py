@@ -207,7 +207,7 @@ def test_both_artifact_and_ensemble_is_refused(project):
     assert (problem.line, problem.col, problem.path) == (3, 3, "models.m")
     assert (
         problem.message
-        == "needs exactly one of artifact / ensemble (found both artifact and ensemble)"
+        == "needs exactly one of artifact / ensemble / source / pickle (found both artifact and ensemble)"
     )
 
 
@@ -224,7 +224,10 @@ def test_neither_artifact_nor_ensemble_is_refused(project):
         )
     )
     assert (problem.line, problem.col, problem.path) == (3, 3, "models.m")
-    assert problem.message == "needs exactly one of artifact / ensemble (found neither)"
+    assert (
+        problem.message
+        == "needs exactly one of artifact / ensemble / source / pickle (found neither)"
+    )
 
 
 def test_missing_artifact_file_names_the_resolved_path(project):

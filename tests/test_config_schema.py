@@ -81,8 +81,12 @@ def test_example_file_validates_next_to_its_data_and_artifacts(tmp_path):
     (tmp_path / "artifacts").mkdir()
     for name in ("lgbm.txt", "a.txt", "mlp.onnx"):
         (tmp_path / "artifacts" / name).write_text("placeholder: validation checks existence")
+    for name in ("src/predict.py", "legacy/model.pkl"):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text("placeholder: validation checks existence")
     project = load(tmp_path / "numerai.yaml")
-    assert [m.slot for m in project.models] == ["my_model", "my_ensemble"]
+    assert [m.slot for m in project.models] == ["my_model", "my_ensemble", "my_custom", "my_legacy"]
+    assert [m.kind for m in project.models] == ["artifact", "ensemble", "source", "pickle"]
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ FORMATS: dict[str, str] = {
     "xgboost": "builder.artifacts.xgboost",
     "sklearn": "builder.artifacts.sklearn",
     "onnx": "builder.artifacts.onnx",
+    "catboost": "builder.artifacts.catboost",
 }
 
 # Formats whose model file names other files that ``read`` opens too (ONNX external data, see
@@ -40,6 +41,7 @@ SUFFIXES: dict[str, str] = {
     ".pickle": "sklearn",
     ".joblib": "sklearn",
     ".onnx": "onnx",
+    ".cbm": "catboost",
 }
 
 
@@ -60,6 +62,8 @@ def infer_format(path: Path) -> str | None:
             return None
         if b'"learner"' in head:
             return "xgboost"
+        if b'"oblivious_trees"' in head or b'"features_info"' in head:
+            return "catboost"
         if b'"tree_info"' in head or b'"feature_names"' in head:
             return "lightgbm"
         return None

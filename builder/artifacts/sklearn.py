@@ -131,6 +131,11 @@ def ensemble_from_estimator(est, feature_names=None, source: str = "model") -> T
     module = type(est).__module__
     if module.split(".")[0] in ("xgboost", "lightgbm"):
         return _booster_wrapper(est, feature_names, source)
+    if module.split(".")[0] == "catboost":  # a pickled CatBoostRegressor: the CatBoost reader
+        from builder.artifacts import catboost
+
+        doc = catboost.model_document(est, source)
+        return catboost.ensemble_from_document(doc, feature_names, source)
     if kind not in SUPPORTED:
         raise NotSupportedYet(f"scikit-learn estimator {type(est).__module__}.{kind} ({source})")
     if not hasattr(est, "n_features_in_"):

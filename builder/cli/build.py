@@ -213,9 +213,14 @@ def _result_line(project, result) -> str:
         return f"{result.slot}: out of date ({', '.join(result.changed)})"
     if result.status == "up to date":
         return f"{result.slot}: up to date ({rel}, sha256 {(result.sha256 or '')[:12]})"
+    how = (
+        f"with Python {result.python_version}"
+        if result.python_version
+        else "shipped as is (a pickle: slot)"
+    )
     return (
         f"{result.slot}: built {rel} ({result.size:,} bytes, sha256 {result.sha256[:12]}) "
-        f"with Python {result.python_version} for {result.runtime}"
+        f"{how} for {result.runtime}"
     )
 
 

@@ -16,7 +16,9 @@ from builder.config.model import (
     Mark,
     Member,
     ModelConfig,
+    PickleConfig,
     Project,
+    SourceConfig,
     Step,
 )
 from builder.config.problems import ConfigError, Problem, format_path
@@ -263,6 +265,26 @@ class _Resolver:
             raw_output = len(raw["postprocessing"]) == 0
         else:
             postprocessing, raw_output = DEFAULT_POSTPROCESSING, False
+        shipped = self.shipped_slot(raw, base, default_features)
+        if shipped is not None:
+            # a source: function returns its own predictions: nmr adds postprocessing only
+            # when asked (a pickle: slot cannot be wrapped at all, see shipped_slot)
+            if "postprocessing" not in raw:
+                postprocessing, raw_output = (), True
+            return ModelConfig(
+                slot=slot,
+                members=(),
+                ensemble=False,
+                preprocessing=preprocessing,
+                postprocessing=postprocessing,
+                raw_output=raw_output,
+                runtime=runtime or default_runtime,
+                deploy=self.deploy(_typed(raw, "deploy", dict, {})),
+                mark=self.mark(base, key=True),
+                **shipped,
+            )
+        if "function" in raw:
+            self.problem((*base, "function"), "function applies to source: slots only", key=True)
         return ModelConfig(
             slot=slot,
             members=tuple(members),
@@ -274,6 +296,46 @@ class _Resolver:
             deploy=self.deploy(_typed(raw, "deploy", dict, {})),
             mark=self.mark(base, key=True),
         )
+
+    def shipped_slot(self, raw: dict, base: tuple, features) -> dict | None:
+        """The ModelConfig fields of a source: or pickle: slot (None for other slots)."""
+        key = "source" if isinstance(raw.get("source"), str) else None
+        if key is None and isinstance(raw.get("pickle"), str):
+            key = "pickle"
+        if key is None or "artifact" in raw or "ensemble" in raw:
+            return None
+        path = (self.root / raw[key]).resolve()
+        if not path.is_file():
+            self.problem((*base, key), f"{key} file not found: {path}")
+        elif key == "source" and path.suffix != ".py":
+            self.problem((*base, key), f"{raw[key]!r} is not a Python file (.py)")
+        for other in ("format", "preprocessing"):
+            if other in raw:
+                self.problem(
+                    (*base, other),
+                    f"{other} does not apply to a {key}: slot (its code sees the raw live "
+                    "features; do this inside it)",
+                    key=True,
+                )
+        if key == "pickle":
+            for other in ("function", "postprocessing"):
+                if other in raw:
+                    self.problem(
+                        (*base, other),
+                        f"{other} does not apply to a pickle: slot, which ships as it is; "
+                        "use a source: slot to wrap your code with nmr's postprocessing",
+                        key=True,
+                    )
+        if features is None and "features" not in raw:
+            sets = self.feature_sets(base, required=False) or {}
+            features = list(sets.get("all") or sorted(_known_columns(sets))) if sets else []
+        out = {"slot_features": tuple(features or ())}
+        if key == "source":
+            function = _typed(raw, "function", str, "predict")
+            out["source"] = SourceConfig(path=path, function=function)
+        else:
+            out["pickle"] = PickleConfig(path=path)
+        return out
 
     def member(
         self, raw: dict, path: tuple, features, spec, *, fmt_key: tuple, steps: tuple = ()

@@ -45,7 +45,7 @@ class Member:
     """One trained artifact: the whole model of a slot, or one member of an ensemble."""
 
     artifact: Path
-    format: str  # lightgbm | xgboost | sklearn | onnx (inferred when not given)
+    format: str  # lightgbm | xgboost | sklearn | onnx | catboost (inferred when not given)
     features: tuple[str, ...]  # column names, in the order the model was trained on
     feature_set: str | None  # the feature set name, when features came from one
     weight: float = 1.0
@@ -53,6 +53,21 @@ class Member:
     # an ensemble member's own steps, applied to its columns after the slot's preprocessing
     # (so one member can be filled while another keeps its native NaN handling)
     preprocessing: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A ``source:`` slot: Python code nmr packs with the runtime's own interpreter."""
+
+    path: Path  # the .py file (absolute)
+    function: str = "predict"  # the callable it defines
+
+
+@dataclass(frozen=True)
+class PickleConfig:
+    """A ``pickle:`` slot: a pickle made elsewhere, shipped as it is."""
+
+    path: Path  # absolute
 
 
 @dataclass(frozen=True)
@@ -74,10 +89,27 @@ class ModelConfig:
     runtime: str  # runtime tag, e.g. numerai_predict_py_3_12:a78dedd
     deploy: DeployConfig
     mark: Mark | None = field(default=None, compare=False)
+    source: SourceConfig | None = None  # set for a source: slot (members is empty)
+    pickle: PickleConfig | None = None  # set for a pickle: slot (members is empty)
+    # source:/pickle: slots: the columns they read, for test data and checks (from features:,
+    # else every column of features.json)
+    slot_features: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """How the slot's pickle is made: artifact | ensemble (compiled), source (packed by
+        the runtime) or pickle (shipped as is)."""
+        if self.source is not None:
+            return "source"
+        if self.pickle is not None:
+            return "pickle"
+        return "ensemble" if self.ensemble else "artifact"
 
     @property
     def features(self) -> tuple[str, ...]:
         """Union of every member's features, in first-seen order."""
+        if not self.members:
+            return tuple(self.slot_features)
         seen: dict[str, None] = {}
         for member in self.members:
             for name in member.features:

@@ -80,7 +80,7 @@ def local_tester(project: Project, state_dir: Path):
         marker = tested / want.sha256
         if marker.exists():
             return True, ""
-        from builder.env import ensure_env
+        from builder.envextras import env_for_pickle
         from builder.runner import run_pickle
         from builder.runner.live import choose_live
 
@@ -93,7 +93,9 @@ def local_tester(project: Project, state_dir: Path):
         with tempfile.TemporaryDirectory(prefix="nmr-localtest-") as output_dir:
             result = run_pickle(
                 want.pickle_path,
-                ensure_env(want.runtime).python,
+                # an nmr-compiled pickle gets the base env; a source:/pickle: slot's also gets
+                # the image packages it imports, at the image's pins (builder/envextras.py)
+                env_for_pickle(want.pickle_path, want.runtime).env.python,
                 inputs.live,
                 inputs.benchmarks,
                 output_dir=output_dir,

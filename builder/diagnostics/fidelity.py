@@ -23,7 +23,7 @@ import numpy as np
 from builder.errors import NmrError, NotSupportedYet
 
 # format -> relative tolerance (0.0: must be identical)
-TOLERANCES = {"lightgbm": 0.0, "xgboost": 0.0, "sklearn": 0.0, "onnx": 1e-5}
+TOLERANCES = {"lightgbm": 0.0, "xgboost": 0.0, "sklearn": 0.0, "onnx": 1e-5, "catboost": 0.0}
 _CHILD = Path(__file__).with_name("model_child.py")
 
 

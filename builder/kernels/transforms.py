@@ -152,6 +152,25 @@ def sklearn_exp(raw, params):
     return np.exp(raw.astype(np.float64))
 
 
+# ---------------------------------------------------------------- CatBoost (double)
+
+
+def catboost_scale_and_bias(raw, params):
+    """CatBoost ApplyScaleAndBias (catboost/libs/model/scale_and_bias.cpp): ``scale * sum +
+    bias`` in double, skipping the multiply when scale is 1 and the add when bias is 0, as the
+    C++ does (so a zero keeps its sign)."""
+    x = raw.astype(np.float64)
+    scale = float(params.get("scale", 1.0))
+    bias = float(params.get("bias", 0.0))
+    if scale != 1.0 and bias != 0.0:
+        return scale * x + bias
+    if scale != 1.0:
+        return x * scale
+    if bias != 0.0:
+        return x + bias
+    return x
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -211,4 +230,5 @@ TRANSFORMS = {
     "sklearn_binary_expit": sklearn_binary_expit,
     "sklearn_softmax": sklearn_softmax,
     "sklearn_exp": sklearn_exp,
+    "catboost_scale_and_bias": catboost_scale_and_bias,
 }

@@ -29,7 +29,8 @@ def runner_validator(
 ) -> Validator:
     """A validator running the pickle through nmr's numerai-predict emulation (``nmr test``).
 
-    The interpreter is the runtime's venv (``builder.env.ensure_env``) unless ``python`` is given.
+    The interpreter is the runtime's venv plus the image packages the pickle imports
+    (``builder.envextras.env_for_pickle``) unless ``python`` is given.
     """
 
     def validate(pickle_path: Path, runtime_tag: str, on_status=None) -> tuple[str, str]:
@@ -40,11 +41,14 @@ def runner_validator(
                 "--live FILE (nmr apply --sandbox uses the project's data)",
             )
         try:
-            from builder.env import ensure_env
+            from builder.envextras import env_for_pickle
             from builder.runner import run_pickle
         except ImportError as error:  # the runner stage is not installed in this checkout
             return "error", f"ERROR:root:sandbox validation unavailable: {error}"
-        interpreter = python or ensure_env(runtime_tag).python
+        # Numerai's image has its ~140 packages installed: a pickle importing scikit-learn
+        # (a source: or pickle: slot) gets them at the image's pins, an nmr-compiled one the
+        # base env (builder/envextras.py)
+        interpreter = python or env_for_pickle(pickle_path, runtime_tag).env.python
         # run_pickle keeps its default output directory (it holds the predictions CSV), so a
         # long-running sandbox would leave one /tmp/nmr-run-* per validation; the CSV is not
         # needed once the status and log are recorded.
