@@ -65,10 +65,13 @@ def build_project(
             log(results[model.slot])
 
     if todo:
-        from builder.bundle import make_bundle
+        from builder.bundle import compile_members, make_bundle
 
         # Every bundle first: a config or artifact error stops the build before any packing.
-        bundles = {model.slot: make_bundle(project, model) for model, *_ in todo}
+        compiled = {model.slot: compile_members(model) for model, *_ in todo}
+        bundles = {
+            model.slot: make_bundle(project, model, compiled[model.slot]) for model, *_ in todo
+        }
         by_runtime: dict[str, list] = {}
         for item in todo:
             by_runtime.setdefault(item[0].runtime, []).append(item)
@@ -76,6 +79,7 @@ def build_project(
             for model, _inputs, changed, pickle_path, entry in _pack_runtime(
                 runtime, items, bundles, python
             ):
+                entry["manifest"] = _manifest(project, model, entry, compiled[model.slot])
                 lock["slots"][model.slot] = entry
                 results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
                 if log is not None:
@@ -116,6 +120,16 @@ def _pack_runtime(runtime: str, items: list, bundles: dict, python):
             size=result.size,
         )
         yield model, inputs, changed, pickle_path, entry
+
+
+def _manifest(project: Project, model, entry: dict, compiled) -> dict:
+    """Record what the pickle was made from (builder.manifest): in the lock entry and in the
+    project's local manifest store, for `nmr plan`'s attribute diff."""
+    from builder import manifest
+
+    made = manifest.for_build(project, model, entry["inputs"], compiled, entry["pickle"]["sha256"])
+    manifest.save(project.root, made)
+    return made
 
 
 def _pickle_matches(path: Path, locked: dict | None) -> bool:

@@ -91,7 +91,7 @@ def test_json_is_versioned_and_round_trips():
     plan = make_plan([_want()], _remote(filename=_server_name(OLD)), "http://api")
     payload = json.loads(to_json(plan))
     assert payload["format_version"] == 1
-    assert payload["summary"] == {"create": 0, "update": 1, "drift": 0, "noop": 0}
+    assert payload["summary"] == {"create": 0, "update": 1, "drift": 0, "noop": 0, "blocked": 0}
     assert from_json(to_json(plan)) == plan
 
 

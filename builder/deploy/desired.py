@@ -10,6 +10,7 @@ through the numerai-predict emulation (what ``nmr test`` does) and remembers pas
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 from builder.config.model import ModelConfig, Project
@@ -75,6 +76,7 @@ def local_tester(project: Project, state_dir: Path):
     """A ``LocalTest`` for apply: the pickle must pass the numerai-predict emulation."""
     tested = Path(state_dir) / "tested"
     models = {model.slot: model for model in project.models}
+    synthesizing = threading.Lock()  # apply tests slots from several threads; one live file
 
     def test(want: DesiredSlot) -> tuple[bool, str]:
         marker = tested / want.sha256
@@ -84,7 +86,8 @@ def local_tester(project: Project, state_dir: Path):
         from builder.runner import run_pickle
 
         model = models[want.slot]
-        live = live_data(project, [model], Path(state_dir))
+        with synthesizing:
+            live = live_data(project, [model], Path(state_dir))
         benchmarks = project.data.live_benchmarks
         if benchmarks is not None and not Path(benchmarks).exists():
             benchmarks = None
@@ -130,6 +133,14 @@ def live_data(project: Project, models: list[ModelConfig], state_dir: Path) -> P
     return path
 
 
+def previous_manifests(project: Project, remote_prefixes) -> dict[str, dict | None]:
+    """Build manifests of the remote slots' pickles by hash prefix (builder.manifest.find:
+    the local store, then numerai.lock and its git history); None where none is found."""
+    from builder import manifest
+
+    return {prefix: manifest.find(project.root, prefix)[0] for prefix in set(remote_prefixes)}
+
+
 def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:
     return DesiredSlot(
         slot=model.slot,
@@ -139,4 +150,16 @@ def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:
         data_version=model.deploy.data_version or project.data.version,
         create=model.deploy.create,
         trigger=model.deploy.trigger,
+        manifest=_built_manifest(project, model.slot, sha256),
+        disable_webhook=model.deploy.disable_webhook,
     )
+
+
+def _built_manifest(project: Project, slot: str, sha256: str | None) -> dict | None:
+    """The manifest numerai.lock records for this slot's pickle (None: not built yet)."""
+    if sha256 is None:
+        return None
+    from builder.lock import read_lock
+
+    manifest = read_lock(project)["slots"].get(slot, {}).get("manifest")
+    return manifest if manifest and manifest.get("pickle_sha256") == sha256 else None
