@@ -61,6 +61,7 @@ def deployed(tmp_path_factory):
     example_project(project)
     result = _nmr(project, "apply", "--sandbox", "--yes")
     assert result.exit_code == 0, result.output
+    (project / "first-apply.txt").write_text(result.stdout, encoding="utf-8")
     _git(project, "init", "-q")
     _git(project, "add", "-A")
     _git(project, "commit", "-qm", "deployed")
@@ -157,3 +158,80 @@ def test_a_pickle_built_elsewhere_is_said_to_have_unknown_inputs(pull_request, t
     assert result.exit_code == 0, result.output
     assert "(previous inputs unknown (built elsewhere))" in result.stdout
     assert "proportion" not in result.stdout
+
+
+def test_apply_ends_with_one_outcome_line_per_slot(deployed):
+    output = (deployed / "first-apply.txt").read_text(encoding="utf-8")
+    assert "  example_model: applied: uploaded and assigned" in output
+    assert "  example_ensemble: applied: uploaded and assigned" in output
+
+
+def test_plan_format_other_than_text_markdown_json_is_refused(deployed):
+    result = _nmr(deployed, "plan", "--sandbox", "--format", "yaml")
+    assert result.exit_code == 1
+    assert "--format 'yaml' is not one of: text, markdown, json" in result.output
+
+
+def _sandbox_webhook(project: Path, slot: str) -> None:
+    """A compute webhook on a slot that already runs a pickle (set outside the API's rules)."""
+    import sqlite3
+
+    with sqlite3.connect(project / ".nmr" / "sandbox" / "sandbox.sqlite") as db:
+        (model_id,) = db.execute("SELECT id FROM models WHERE name = ?", (slot,)).fetchone()
+        db.execute(
+            "INSERT INTO submission_webhooks VALUES (?, ?)", (model_id, "https://hooks.example/x")
+        )
+
+
+def _assigned(project: Path, slot: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(project / ".nmr" / "sandbox" / "sandbox.sqlite") as db:
+        return db.execute(
+            "SELECT p.filename FROM models m JOIN pickles p ON p.id = m.assigned_pickle_id"
+            " WHERE m.name = ?",
+            (slot,),
+        ).fetchone()[0]
+
+
+@pytest.fixture
+def hooked(deployed, tmp_path):
+    """A copy whose ensemble slot has a webhook and a changed neutralize proportion."""
+    project = tmp_path / "hooked"
+    shutil.copytree(deployed, project)
+    _sandbox_webhook(project, "example_ensemble")
+    config = project / "numerai.yaml"
+    config.write_text(config.read_text().replace("proportion: 0.5}", "proportion: 0.7}"))
+    return project
+
+
+def test_cli_plan_shows_the_webhook_slot_and_apply_refuses_it_keeping_its_pickle(hooked):
+    before = _assigned(hooked, "example_ensemble")
+    plan = _nmr(hooked, "plan", "--sandbox")
+    assert "  ! example_ensemble: compute webhook set; the upload would be refused" in plan.stdout
+
+    applied = _nmr(hooked, "apply", "--sandbox", "--yes")
+
+    assert applied.exit_code == 1
+    assert "models.example_ensemble.deploy.disable_webhook: true" in applied.output
+    assert _assigned(hooked, "example_ensemble") == before
+
+
+def test_cli_apply_with_disable_webhook_clears_it_and_deploys(hooked):
+    config = hooked / "numerai.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "      - rank_per_era: {}\n",
+            "      - rank_per_era: {}\n    deploy:\n      disable_webhook: true\n",
+            1,
+        )
+    )
+    before = _assigned(hooked, "example_ensemble")
+
+    applied = _nmr(hooked, "apply", "--sandbox", "--yes")
+
+    assert applied.exit_code == 0, applied.output
+    assert "example_ensemble: clearing the compute webhook (deploy.disable_webhook: true)" in (
+        applied.stdout
+    )
+    assert _assigned(hooked, "example_ensemble") != before
