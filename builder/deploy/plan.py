@@ -325,8 +325,10 @@ def _details(want: DesiredSlot, assigned, action: str, previous: dict):
         return (), "previous inputs unknown (not built by nmr)"
     if want.sha256 is not None and assigned.sha_prefix == want.sha256[:HASH_CHARS]:
         return (), None  # the same pickle: the reasons say what else changed
-    if want.manifest is None:
+    if want.sha256 is None:
         return (), "new inputs known after build"
+    if want.manifest is None:  # built by an nmr that recorded no manifest
+        return (), "no manifest recorded for the new pickle; `nmr build --force` records one"
     before = previous.get(assigned.sha_prefix)
     if before is None:
         return (), "previous inputs unknown (built elsewhere)"
