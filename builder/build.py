@@ -96,14 +96,16 @@ def build_project(
                 log(results[model.slot])
             locks.write_lock(project, _pruned(project, lock, slots))
     if todo:
-        from builder.bundle import make_bundle
+        from builder.bundle import compile_members, make_bundle
 
         # Every bundle first (compiling is cheap next to starting an env), each slot on its own:
         # a slot whose artifact or data is bad is reported and the others still build.
         bundles = {}
+        compiled = {}
         for model, _inputs, _changed, pickle_path in todo:
             try:
-                bundles[model.slot] = make_bundle(project, model)
+                compiled[model.slot] = compile_members(model)
+                bundles[model.slot] = make_bundle(project, model, compiled[model.slot])
             except NmrError as error:
                 results[model.slot] = _failed(project, model, pickle_path, error)
                 if log is not None:
@@ -117,6 +119,7 @@ def build_project(
                 for model, _inputs, changed, pickle_path, entry in _pack_runtime(
                     runtime, items, bundles, python
                 ):
+                    entry["manifest"] = _manifest(project, model, entry, compiled[model.slot])
                     lock["slots"][model.slot] = entry
                     results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
                     if log is not None:
@@ -171,6 +174,16 @@ def _pack_runtime(runtime: str, items: list, bundles: dict, python):
             size=result.size,
         )
         yield model, inputs, changed, pickle_path, entry
+
+
+def _manifest(project: Project, model, entry: dict, compiled) -> dict:
+    """Record what the pickle was made from (builder.manifest): in the lock entry and in the
+    project's local manifest store, for `nmr plan`'s attribute diff."""
+    from builder import manifest
+
+    made = manifest.for_build(project, model, entry["inputs"], compiled, entry["pickle"]["sha256"])
+    manifest.save(project.root, made)
+    return made
 
 
 def _pickle_matches(path: Path, locked: dict | None) -> bool:

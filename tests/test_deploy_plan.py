@@ -91,7 +91,7 @@ def test_json_is_versioned_and_round_trips():
     plan = make_plan([_want()], _remote(filename=_server_name(OLD)), "http://api")
     payload = json.loads(to_json(plan))
     assert payload["format_version"] == 1
-    assert payload["summary"] == {"create": 0, "update": 1, "drift": 0, "noop": 0}
+    assert payload["summary"] == {"create": 0, "update": 1, "drift": 0, "noop": 0, "blocked": 0}
     assert from_json(to_json(plan)) == plan
 
 
@@ -117,3 +117,82 @@ def test_same_pickle_on_another_docker_image_is_an_update_saying_why():
     )
     assert plan.changes[0].action == "update"
     assert plan.changes[0].reasons == (f"docker image {other} -> {TAG}",)
+
+
+# --- attribute details (manifests) -----------------------------------------------------------
+
+
+def _manifest_for(sha256: str, proportion: float) -> dict:
+    from builder import manifest
+
+    return manifest.make(
+        slot="alice",
+        config={"postprocessing": [{"name": "neutralize", "params": {"proportion": proportion}}]},
+        features=["feature_0001"],
+        runtime=TAG,
+        image="numerai_predict_py_3_12",
+        data_version="v5.2",
+        artifacts=[],
+        kernels_sha256="k" * 64,
+        nmr_version="0.1.0",
+        pickle_sha256=sha256,
+    )
+
+
+def _want_built(proportion=0.7):
+    from dataclasses import replace
+
+    return replace(_want(), manifest=_manifest_for(NEW, proportion))
+
+
+def test_update_lists_the_changed_attributes_from_the_previous_manifest():
+    previous = {OLD[:16]: _manifest_for(OLD, 0.5)}
+    plan = make_plan(
+        [_want_built()], _remote(filename=_server_name(OLD)), "http://api", previous=previous
+    )
+    assert [(d["path"], d["before"], d["after"]) for d in plan.changes[0].details] == [
+        ("postprocessing[0].neutralize.proportion", 0.5, 0.7)
+    ]
+    assert "      ~ postprocessing[0].neutralize.proportion: 0.5 -> 0.7" in render_text(plan)
+
+
+def test_update_without_a_previous_manifest_says_built_elsewhere():
+    plan = make_plan(
+        [_want_built()], _remote(filename=_server_name(OLD)), "http://api", previous={}
+    )
+    assert plan.changes[0].details == ()
+    assert "(previous inputs unknown (built elsewhere))" in render_text(plan)
+
+
+def test_a_pickle_not_built_by_nmr_has_no_previous_inputs():
+    plan = make_plan([_want_built()], _remote(filename="model-Kc5pT9r85SRD.pkl"), "http://api")
+    assert plan.changes[0].details_note == "previous inputs unknown (not built by nmr)"
+
+
+def test_a_data_version_change_of_the_same_pickle_is_a_reason_not_a_detail():
+    previous = {NEW[:16]: _manifest_for(NEW, 0.7)}
+    remote = _remote(filename=_server_name(NEW), data_version="v5.1")
+    plan = make_plan([_want_built()], remote, "http://api", previous=previous)
+    change = plan.changes[0]
+    assert change.reasons == ("data version v5.1 -> v5.2",) and change.details == ()
+
+
+def test_details_survive_the_saved_plan_round_trip():
+    previous = {OLD[:16]: _manifest_for(OLD, 0.5)}
+    plan = make_plan(
+        [_want_built()], _remote(filename=_server_name(OLD)), "http://api", previous=previous
+    )
+    assert from_json(to_json(plan)) == plan
+
+
+def test_markdown_has_a_summary_line_and_a_collapsed_section_per_changed_slot():
+    from builder.deploy.plan import render_markdown
+
+    previous = {OLD[:16]: _manifest_for(OLD, 0.5)}
+    plan = make_plan(
+        [_want_built()], _remote(filename=_server_name(OLD)), "http://api", previous=previous
+    )
+    lines = render_markdown(plan).splitlines()
+    assert lines[0] == "**nmr plan**: 0 to create, 1 to update (0 drifted), 0 unchanged."
+    assert lines.count("<details>") == 1
+    assert "~ postprocessing[0].neutralize.proportion: 0.5 -> 0.7" in lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,11 @@ _TARGET = typer.Option(None, "--target", "-t", help="Only this model slot (repea
 def plan(
     target: list[str] = _TARGET,
     as_json: bool = typer.Option(False, "--json", help="Print the plan as versioned JSON."),
+    output_format: str = typer.Option(
+        "text",
+        "--format",
+        help="text, markdown (a pull-request comment) or json (the same as --json).",
+    ),
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes."
     ),
@@ -41,11 +47,16 @@ def plan(
     sandbox: bool = _SANDBOX,
     config: Path = _CONFIG,
 ) -> None:
-    """Show what apply would change on the model slots (Terraform-style diff)."""
+    """Show what apply would change on the model slots, attribute by attribute (Terraform-style
+    diff of each slot's inputs since the pickle it runs was built)."""
     from builder.deploy import desired as desired_state
     from builder.deploy.apply import current_plan
-    from builder.deploy.plan import render_text, to_json
+    from builder.deploy.plan import render_markdown, render_text, to_json
 
+    renderers = {"text": render_text, "markdown": render_markdown, "json": to_json}
+    if output_format not in renderers:
+        raise NmrError(f"--format {output_format!r} is not one of: text, markdown, json")
+    render = to_json if as_json else renderers[output_format]
     project = _load(config)
     models = desired_state.select_models(project, target)
     _require_keys(sandbox)
@@ -55,11 +66,17 @@ def plan(
         desired = desired_state.from_build(project, models, log=_build_log)
     desired = _sandbox_creates(desired, sandbox)
     with _client(project, sandbox) as client:
-        the_plan = current_plan(client, desired, sandbox=sandbox, targets=tuple(target or ()))
+        the_plan = current_plan(
+            client,
+            desired,
+            sandbox=sandbox,
+            targets=tuple(target or ()),
+            manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
+        )
     if out is not None:
         out.write_text(to_json(the_plan), encoding="utf-8")
-    typer.echo(to_json(the_plan).rstrip() if as_json else render_text(the_plan))
-    if out is not None and not as_json:
+    typer.echo(render(the_plan).rstrip())
+    if out is not None and render is render_text:
         typer.echo(f"Saved the plan to {out}; apply it with: nmr apply {out}")
     if detailed_exitcode and the_plan.has_changes:
         raise typer.Exit(2)
@@ -75,6 +92,12 @@ def apply(
     config: Path = _CONFIG,
     validation_timeout: float = typer.Option(
         1800.0, "--validation-timeout", help="Seconds to wait for Numerai's validation."
+    ),
+    parallel: int = typer.Option(
+        4,
+        "--parallel",
+        min=1,
+        help="Slots applied at once; one slot's failure never stops another.",
     ),
 ) -> None:
     """Build, test, upload, wait for validation, assign: make the slots match numerai.yaml."""
@@ -95,7 +118,13 @@ def apply(
             desired_state.from_build(project, models, log=_build_log), sandbox
         )
         with _client(project, sandbox) as client:
-            fresh = current_plan(client, desired, sandbox=sandbox, targets=tuple(target or ()))
+            fresh = current_plan(
+                client,
+                desired,
+                sandbox=sandbox,
+                targets=tuple(target or ()),
+                manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
+            )
             if saved is not None:
                 check_not_stale(saved, fresh)
             if not fresh.has_changes:
@@ -105,9 +134,11 @@ def apply(
             if saved is None:
                 _confirm(yes)
             started = time.monotonic()
+            printing = threading.Lock()  # slots report from several threads: whole lines only
 
             def progress(slot: str, message: str) -> None:
-                typer.echo(f"{slot}: {message} [{time.monotonic() - started:.0f}s]")
+                with printing:
+                    typer.echo(f"{slot}: {message} [{time.monotonic() - started:.0f}s]")
 
             outcomes = apply_plan(
                 fresh,
@@ -116,9 +147,13 @@ def apply(
                 local_test=desired_state.local_tester(project, project.root / ".nmr"),
                 progress=progress,
                 validation_timeout=validation_timeout,
+                parallel=parallel,
             )
     applied = sum(o.status == "applied" for o in outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
+    typer.echo("")
+    for outcome in outcomes:
+        typer.echo(f"  {outcome.slot}: {_outcome_text(outcome)}")
     typer.echo(f"Apply complete: {applied} applied, {len(failed)} failed.")
     if failed:
         raise NmrError(
@@ -245,6 +280,15 @@ def _sandbox_creates(desired: list, sandbox: bool) -> list:
     from dataclasses import replace
 
     return [replace(want, create=True) for want in desired]
+
+
+def _outcome_text(outcome) -> str:
+    if outcome.status == "applied":
+        how = "uploaded and assigned" if outcome.uploaded else "assigned (already uploaded)"
+        return f"applied: {how}"
+    if outcome.status == "failed":
+        return f"failed: {outcome.message}"
+    return outcome.status
 
 
 def _confirm(yes: bool) -> None:

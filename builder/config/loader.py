@@ -409,6 +409,7 @@ class _Resolver:
             trigger=_typed(raw, "trigger", bool, False),
             data_version=_typed(raw, "data_version", str),
             legacy_signature=_typed(raw, "legacy_signature", bool, False),
+            disable_webhook=_typed(raw, "disable_webhook", bool, False),
         )
 
     # -- checks against the world ------------------------------------------------------------

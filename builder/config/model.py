@@ -76,6 +76,7 @@ class DeployConfig:
     trigger: bool = False
     data_version: str | None = None  # None: use data.version
     legacy_signature: bool = False
+    disable_webhook: bool = False  # apply may clear the slot's compute webhook first
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def normalized(model: ModelConfig, root: Path) -> dict:
             "trigger": model.deploy.trigger,
             "data_version": model.deploy.data_version,
             "legacy_signature": model.deploy.legacy_signature,
+            "disable_webhook": model.deploy.disable_webhook,
         },
     }
 

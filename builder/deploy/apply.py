@@ -7,6 +7,11 @@ it succeeded, trigger when asked. Any failure leaves the previously assigned pic
 the only step that changes what a slot runs is the final ``assignPickleToModel``. Re-running
 converges: an uploaded-but-unassigned pickle is found and reused, never uploaded again.
 
+Slots are applied concurrently by a bounded thread pool (``parallel``, default 4; the work is
+waiting on the network and on Numerai's validation, not CPU). Each slot's failure is caught in
+its own worker and becomes that slot's outcome, so it never stops, delays or changes another
+slot; outcomes come back in the plan's order.
+
 Two applies on one project: the second refuses while the first holds ``.nmr/apply.lock``.
 """
 
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from builder.errors import NmrError
 # not in these two sets is treated as still running.
 VALIDATED = {"validated"}
 VALIDATION_FAILED = {"failed", "invalid", "error"}
+DEFAULT_PARALLEL = 4  # slots in flight at once; `nmr apply --parallel N`
 
 Progress = Callable[[str, str], None]  # (slot, message)
 LocalTest = Callable[[DesiredSlot], tuple[bool, str]]  # -> (passed, log)
@@ -55,8 +63,10 @@ def current_plan(
     *,
     sandbox: bool = False,
     targets: tuple[str, ...] = (),
+    manifests: Callable[[list[str]], dict[str, dict | None]] | None = None,
 ) -> Plan:
-    """Read the live state and diff it against ``desired``."""
+    """Read the live state and diff it against ``desired``. ``manifests(prefixes)`` returns the
+    build manifests of remote pickles by hash prefix, for the plan's attribute diff."""
     remote = read_slots(client)
     images = {}
     if desired:
@@ -65,8 +75,24 @@ def current_plan(
             image = resolve_docker_image(offered, want.runtime)
             if image is not None:
                 images[want.runtime] = f"{image['image']}:{image['tag']}"
+    previous = None
+    if manifests is not None:
+        wanted = {want.slot for want in desired}
+        previous = manifests(
+            [
+                slot.assigned.sha_prefix
+                for name, slot in remote.items()
+                if name in wanted and slot.assigned and slot.assigned.sha_prefix
+            ]
+        )
     return make_plan(
-        desired, remote, client.url, docker_images=images, sandbox=sandbox, targets=targets
+        desired,
+        remote,
+        client.url,
+        docker_images=images,
+        sandbox=sandbox,
+        targets=targets,
+        previous=previous,
     )
 
 
@@ -104,34 +130,39 @@ def apply_plan(
     progress: Progress | None = None,
     validation_timeout: float = 1800.0,
     poll_interval: float = 5.0,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> list[SlotOutcome]:
-    """Carry out every change of ``plan``; one slot's failure does not stop the others."""
+    """Carry out every change of ``plan``, up to ``parallel`` slots at once; one slot's failure
+    does not stop, delay or alter the others. Returns one outcome per slot, in plan order."""
+    if parallel < 1:
+        raise NmrError(f"--parallel must be at least 1, got {parallel}")
     say = progress or (lambda slot, message: None)
     by_slot = {want.slot: want for want in desired}
     catalog = _Catalog(client)
-    outcomes = []
-    for change in plan.changes:
+
+    def one(change: SlotChange) -> SlotOutcome:
         if change.action == "noop":
-            outcomes.append(SlotOutcome(change.slot, "unchanged", change.old_pickle_id))
-            continue
-        want = by_slot[change.slot]
+            return SlotOutcome(change.slot, "unchanged", change.old_pickle_id)
         try:
-            outcomes.append(
-                _apply_slot(
-                    change,
-                    want,
-                    client,
-                    catalog,
-                    local_test,
-                    say,
-                    validation_timeout,
-                    poll_interval,
-                )
+            return _apply_slot(
+                change,
+                by_slot[change.slot],
+                client,
+                catalog,
+                local_test,
+                say,
+                validation_timeout,
+                poll_interval,
             )
         except NmrError as error:
-            say(change.slot, f"failed: {error}")
-            outcomes.append(SlotOutcome(change.slot, "failed", message=str(error)))
-    return outcomes
+            message = str(error)
+        except Exception as error:  # noqa: BLE001 - a bug in one slot must not end the others
+            message = f"unexpected {type(error).__name__}: {error}"
+        say(change.slot, f"failed: {message}")
+        return SlotOutcome(change.slot, "failed", message=message)
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="nmr-apply") as pool:
+        return list(pool.map(one, plan.changes))
 
 
 @contextlib.contextmanager
@@ -171,10 +202,12 @@ class _Catalog:
         self._client = client
         self._images: list[dict] | None = None
         self._versions: list[dict] | None = None
+        self._lock = threading.Lock()  # slots ask from several threads; fetch once
 
     def image(self, runtime: str) -> dict:
-        if self._images is None:
-            self._images = self._client.docker_images()
+        with self._lock:
+            if self._images is None:
+                self._images = self._client.docker_images()
         image = resolve_docker_image(self._images, runtime)
         if image is None:
             offered = ", ".join(sorted(f"{i['image']}:{i['tag']}" for i in self._images))
@@ -184,8 +217,9 @@ class _Catalog:
         return image
 
     def data_version(self, name: str) -> dict:
-        if self._versions is None:
-            self._versions = self._client.data_versions()
+        with self._lock:
+            if self._versions is None:
+                self._versions = self._client.data_versions()
         version = resolve_data_version(self._versions, name)
         if version is None:
             offered = ", ".join(sorted(v["name"] for v in self._versions))
@@ -207,6 +241,8 @@ def _apply_slot(
 ) -> SlotOutcome:
     if want.sha256 is None or want.pickle_path is None:
         raise NmrError(f"slot {want.slot!r} has no built pickle to deploy; run nmr build")
+    if change.webhook_blocks:
+        raise NmrError(webhook_refusal(want.slot, "the slot has a compute webhook"))
     if local_test is not None:
         say(want.slot, "testing the pickle locally (numerai-predict emulation)")
         passed, log = local_test(want)
@@ -221,6 +257,9 @@ def _apply_slot(
     if model_id is None:
         say(want.slot, "creating the model slot")
         model_id = client.add_model(want.slot)["id"]
+    if change.webhook_cleared:
+        say(want.slot, "clearing the compute webhook (deploy.disable_webhook: true)")
+        client.set_submission_webhook(model_id, None)
     pickle, uploaded = _find_or_upload(client, model_id, want, image, version, say)
     pickle = _wait_for_validation(client, pickle, want.slot, say, validation_timeout, poll_interval)
     say(want.slot, f"assigning pickle {want.sha256[:HASH_CHARS]}")
@@ -256,8 +295,25 @@ def _find_or_upload(client, model_id, want, image, version, say) -> tuple[dict, 
     say(want.slot, f"uploading pickle {prefix} ({len(data) / 1e6:.2f} MB)")
     auth = client.upload_auth(upload_filename(want.slot, want.sha256), model_id)
     client.put_file(auth["url"], data)
-    pickle_id = client.create_pickle(auth["filename"], model_id, version["id"], image["id"])
+    try:
+        pickle_id = client.create_pickle(auth["filename"], model_id, version["id"], image["id"])
+    except ApiError as error:
+        if "webhook" in str(error).lower():
+            # Where the slot's webhook could not be read beforehand, the refusal names it.
+            raise NmrError(
+                webhook_refusal(want.slot, f"Numerai refused the upload: {error}")
+            ) from None
+        raise
     return {"id": pickle_id, "validationStatus": "pending", "filename": auth["filename"]}, True
+
+
+def webhook_refusal(slot: str, what: str) -> str:
+    """The one sentence apply gives for a slot that a compute webhook blocks."""
+    return (
+        f"{what}; Numerai takes no pickle on a slot with a compute webhook, so nothing was "
+        "uploaded and the assigned pickle stays: remove the webhook on numer.ai or set "
+        f"models.{slot}.deploy.disable_webhook: true to let apply clear it first"
+    )
 
 
 def _wait_for_validation(client, pickle, slot, say, timeout, poll_interval) -> dict:

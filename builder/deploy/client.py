@@ -15,6 +15,7 @@ one ``ApiError`` sentence naming the operation. The secret key never appears in 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +75,16 @@ class NumeraiClient:
         self.upload_timeout = upload_timeout
         self.retries = max(1, retries)
         self.backoff = backoff
-        self._session = requests.Session()
+        # One requests.Session per thread: `nmr apply --parallel` works on slots from a thread
+        # pool, and requests does not promise that a Session is thread-safe.
+        self._local = threading.local()
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     @classmethod
     def from_env(cls, url: str | None = None, **options) -> NumeraiClient:
@@ -97,9 +107,8 @@ class NumeraiClient:
         """The account's model slots with their assigned pickle (``computePickleUpload``)."""
         data = self.query(
             "account",
-            "query { account { models { id name tournament computePickleUpload {"
-            + PICKLE_FIELDS
-            + "} } } }",
+            "query { account { models { id name tournament submissionWebhook"
+            " computePickleUpload {" + PICKLE_FIELDS + "} } } }",
         )
         return list((data or {}).get("models") or [])
 
@@ -114,6 +123,19 @@ class NumeraiClient:
             document,
             variables,
             find=lambda: next((m for m in self.models() if m["name"] == name), None),
+        )
+
+    def set_submission_webhook(self, model_id: str, webhook: str | None) -> None:
+        """numerapi's ``set_submission_webhook`` document; ``None`` clears the webhook."""
+        self.query(
+            "setSubmissionWebhook",
+            """
+            mutation($modelId: String! $newSubmissionWebhook: String) {
+                setSubmissionWebhook(modelId: $modelId
+                                     newSubmissionWebhook: $newSubmissionWebhook)
+            }
+            """,
+            {"modelId": model_id, "newSubmissionWebhook": webhook},
         )
 
     def upload_auth(self, filename: str, model_id: str | None) -> dict:

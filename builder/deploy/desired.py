@@ -10,6 +10,7 @@ through the numerai-predict emulation (what ``nmr test`` does) and remembers pas
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
 from builder.config.model import ModelConfig, Project
@@ -75,6 +76,7 @@ def local_tester(project: Project, state_dir: Path):
     """A ``LocalTest`` for apply: the pickle must pass the numerai-predict emulation."""
     tested = Path(state_dir) / "tested"
     models = {model.slot: model for model in project.models}
+    synthesizing = threading.Lock()  # apply tests slots from several threads; one live file
 
     def test(want: DesiredSlot) -> tuple[bool, str]:
         marker = tested / want.sha256
@@ -85,7 +87,8 @@ def local_tester(project: Project, state_dir: Path):
         from builder.runner.live import choose_live
 
         try:
-            inputs = choose_live(project, [models[want.slot]], Path(state_dir))
+            with synthesizing:
+                inputs = choose_live(project, [models[want.slot]], Path(state_dir))
         except NmrError as error:  # e.g. the benchmark file lacks live ids blend_benchmark needs
             return False, f"ERROR:root:{error}"
         # apply needs the verdict and the log, not the predictions CSV: run into a directory
@@ -116,6 +119,14 @@ def live_data(project: Project, models: list[ModelConfig], state_dir: Path) -> P
     return choose_live(project, models, Path(state_dir), check_benchmarks=False).live
 
 
+def previous_manifests(project: Project, remote_prefixes) -> dict[str, dict | None]:
+    """Build manifests of the remote slots' pickles by hash prefix (builder.manifest.find:
+    the local store, then numerai.lock and its git history); None where none is found."""
+    from builder import manifest
+
+    return {prefix: manifest.find(project.root, prefix)[0] for prefix in set(remote_prefixes)}
+
+
 def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:
     return DesiredSlot(
         slot=model.slot,
@@ -125,4 +136,16 @@ def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:
         data_version=model.deploy.data_version or project.data.version,
         create=model.deploy.create,
         trigger=model.deploy.trigger,
+        manifest=_built_manifest(project, model.slot, sha256),
+        disable_webhook=model.deploy.disable_webhook,
     )
+
+
+def _built_manifest(project: Project, slot: str, sha256: str | None) -> dict | None:
+    """The manifest numerai.lock records for this slot's pickle (None: not built yet)."""
+    if sha256 is None:
+        return None
+    from builder.lock import read_lock
+
+    manifest = read_lock(project)["slots"].get(slot, {}).get("manifest")
+    return manifest if manifest and manifest.get("pickle_sha256") == sha256 else None

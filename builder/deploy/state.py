@@ -35,6 +35,8 @@ class RemoteSlot:
     name: str
     model_id: str
     assigned: RemotePickle | None
+    # Model.submissionWebhook (a compute webhook): Numerai refuses pickle uploads while it is set.
+    webhook: str | None = None
 
 
 def upload_filename(slot: str, sha256: str) -> str:
@@ -55,7 +57,10 @@ def read_slots(client: NumeraiClient) -> dict[str, RemoteSlot]:
         if model.get("tournament") not in (None, 8):
             continue
         slots[model["name"]] = RemoteSlot(
-            model["name"], model["id"], to_remote_pickle(model.get("computePickleUpload"))
+            model["name"],
+            model["id"],
+            to_remote_pickle(model.get("computePickleUpload")),
+            webhook=model.get("submissionWebhook") or None,
         )
     return slots
 
@@ -91,6 +96,8 @@ def fingerprint(slot: RemoteSlot | None) -> str:
                 if key in ("id", "filename", "data_version", "docker_image")
             },
         }
+        if slot.webhook:  # only when set, so plans saved before webhooks were read stay valid
+            material["webhook"] = True
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 

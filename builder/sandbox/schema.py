@@ -42,6 +42,7 @@ type Mutation {
     triggerValidation: Boolean = false
   ): ComputePickleUpload
   updatePickleLabel(pickleId: ID!, label: String): ComputePickleUpload
+  setSubmissionWebhook(modelId: String, newSubmissionWebhook: String): String
 }
 
 type ApiTokenInfo {

@@ -10,6 +10,8 @@ Faults for tests: ``inject_fault(target, kind, times)`` (or ``POST /_sandbox/fau
 next ``times`` requests for a GraphQL root field (or ``"upload"``) fail: ``http500`` answers 500,
 ``drop`` closes the connection, ``hang`` sleeps ``seconds`` first, ``lost_response`` executes
 the request and then answers 500 (the change happened but the client never heard of it).
+An optional ``match`` limits a fault to requests whose body contains that text (e.g. one slot's
+name), so one slot of a concurrent apply can be made to fail deterministically.
 """
 
 from __future__ import annotations
@@ -111,12 +113,20 @@ class SandboxServer:
     def create_account(self, username: str | None = None) -> tuple[str, str, str]:
         return self.store.create_account(username)
 
-    def inject_fault(self, target: str, kind: str, times: int = 1, seconds: float = 5.0) -> None:
+    def inject_fault(
+        self,
+        target: str,
+        kind: str,
+        times: int = 1,
+        seconds: float = 5.0,
+        match: str | None = None,
+    ) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(FAULT_KINDS)})")
         with self._faults_lock:
             self._faults.append(
                 {"target": target, "kind": kind, "times": times, "seconds": seconds}
+                | ({"match": match} if match else {})
             )
 
     def clear_faults(self) -> None:
@@ -158,9 +168,11 @@ class SandboxServer:
             response["errors"] = [{"message": error.message} for error in result.errors]
         return response
 
-    def take_fault(self, target: str) -> dict | None:
+    def take_fault(self, target: str, body: bytes = b"") -> dict | None:
         with self._faults_lock:
             for fault in self._faults:
+                if "match" in fault and fault["match"].encode() not in body:
+                    continue
                 if fault["target"] == target and fault["times"] > 0:
                     fault["times"] -= 1
                     return dict(fault)
@@ -206,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
                     spec["kind"],
                     int(spec.get("times", 1)),
                     float(spec.get("seconds", 5.0)),
+                    spec.get("match"),
                 )
             except (ValueError, KeyError, TypeError) as error:
                 self._send_json(400, {"error": str(error)})
@@ -220,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send_json(400, {"errors": [{"message": "request body is not JSON"}]})
             return
-        fault = self.sandbox.take_fault(_root_field(request.get("query")))
+        fault = self.sandbox.take_fault(_root_field(request.get("query")), body)
         if fault and self._apply_fault_before(fault):
             return
         response = self.sandbox.execute(
@@ -341,6 +354,7 @@ def _bind_resolvers(schema: graphql.GraphQLSchema) -> None:
             "assignPickleToModel": _assign,
             "triggerComputePickleUpload": _trigger,
             "updatePickleLabel": _update_label,
+            "setSubmissionWebhook": _set_webhook,
         },
     }
     for type_name, fields in resolvers.items():
@@ -502,6 +516,13 @@ def _create_pickle(
         raise SandboxError(f"model uploads are only supported for tournament 8, got {tournament}")
     if modelId:
         _owned_model(store, account, modelId)
+        if _webhook(store, modelId):
+            # The documented rule: a slot with a compute webhook takes no pickle until the
+            # webhook is disabled (Numerai's FAQ; the live error text is not known).
+            raise SandboxError(
+                "model uploads are not allowed for a model with a submission webhook "
+                "(compute); disable the webhook first"
+            )
     stored = store.one(
         "SELECT * FROM files WHERE account_id = ? AND filename = ?", (account["id"], filename)
     )
@@ -569,7 +590,32 @@ def _update_label(store, account, context, pickleId, label=None):
     return _pickle_dict(store, store.one("SELECT * FROM pickles WHERE id = ?", (pickle["id"],)))
 
 
+def _set_webhook(store, account, context, modelId=None, newSubmissionWebhook=None):
+    """numerapi's ``set_submission_webhook``: set, or clear with null/"", a compute webhook."""
+    model = _owned_model(store, account, modelId)
+    if newSubmissionWebhook:
+        if store.one("SELECT 1 FROM pickles WHERE model_id = ?", (model["id"],)):
+            # After an upload the slot can no longer take a compute configuration (the same
+            # documented rule, the other way round).
+            raise SandboxError(
+                f"model {model['name']!r} uses an uploaded pickle; it cannot take a "
+                "submission webhook"
+            )
+        store.execute(
+            "INSERT OR REPLACE INTO submission_webhooks VALUES (?, ?)",
+            (model["id"], newSubmissionWebhook),
+        )
+    else:
+        store.execute("DELETE FROM submission_webhooks WHERE model_id = ?", (model["id"],))
+    return "true"
+
+
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _webhook(store, model_id) -> str | None:
+    row = store.one("SELECT url FROM submission_webhooks WHERE model_id = ?", (model_id,))
+    return row["url"] if row else None
 
 
 def _new_trigger(store, context, pickle_id, model_id, kind) -> str:
@@ -619,7 +665,7 @@ def _model_dict(store, row):
         "id": row["id"],
         "name": row["name"],
         "tournament": row["tournament"],
-        "submissionWebhook": None,
+        "submissionWebhook": _webhook(store, row["id"]),
         "computePickleUpload": lambda info: (
             _pickle_dict(
                 store,

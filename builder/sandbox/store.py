@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 CREATE TABLE IF NOT EXISTS models (
   id TEXT PRIMARY KEY, account_id TEXT NOT NULL, name TEXT UNIQUE NOT NULL,
   tournament INTEGER NOT NULL, assigned_pickle_id TEXT, inserted_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS submission_webhooks (
+  model_id TEXT PRIMARY KEY, url TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS upload_auths (
   token TEXT PRIMARY KEY, account_id TEXT NOT NULL, filename TEXT NOT NULL, model_id TEXT,
   expires_at REAL NOT NULL);
