@@ -228,8 +228,17 @@ def _diagnose(outcome, project, model, pickle, env_python, live, quiet) -> None:
         return
     bench = project.data.validation_benchmarks
     bench = bench if bench is not None and Path(bench).exists() else None
+    scoring = {
+        "features": list(model.features),
+        "bmc_benchmark": project.data.bmc_benchmark,
+        "data_version": project.data.version,
+        "members": [(Path(m.artifact).stem, m.weight) for m in model.members]
+        if model.ensemble
+        else None,
+        "out_dir": project.root / "build" / model.slot,
+    }
     if quiet:
-        outcome.validation = run_validation(pickle, env_python, validation, bench)
+        outcome.validation = run_validation(pickle, env_python, validation, bench, **scoring)
     else:
         from rich.progress import Progress
 
@@ -239,7 +248,9 @@ def _diagnose(outcome, project, model, pickle, env_python, live, quiet) -> None:
             def advance(done, total):
                 progress.update(task, completed=done, total=total)
 
-            outcome.validation = run_validation(pickle, env_python, validation, bench, advance)
+            outcome.validation = run_validation(
+                pickle, env_python, validation, bench, advance, **scoring
+            )
         _print_validation(outcome.validation)
 
 
@@ -320,9 +331,17 @@ def _print_validation(validation) -> None:
     table.add_row("Sharpe", _fmt(s["sharpe"]))
     table.add_row("max drawdown", _fmt(s["max_drawdown"]))
     table.add_row("max feature exposure", _fmt(s["max_feature_exposure"]))
+    for name in ("bmc", "fnc"):
+        stats = s.get(name) or {}
+        table.add_row(
+            f"{name.upper()} mean / Sharpe",
+            f"{_fmt(stats.get('mean'))} / {_fmt(stats.get('sharpe'))}",
+        )
     for column, value in s["benchmark_corr"].items():
         table.add_row(f"corr with {column}", _fmt(value))
     Console().print(table)
+    for note in getattr(validation, "notes", []):
+        typer.echo(f"  note: {note}")
 
 
 def _synthesized_live(model, test_dir: Path) -> Path:
