@@ -158,6 +158,11 @@ def _test_slots(slots, live, benchmarks, limits, python, config, quiet, diagnost
         outcomes.append(
             _test_slot(project, model, live, benchmarks, limits, python, quiet, diagnostics)
         )
+    from builder.diagnostics import write_index
+
+    index = write_index(project.root / "build" / "report.html", outcomes)
+    if not quiet:
+        typer.echo(f"all slots: {index}")
     return outcomes
 
 

@@ -15,7 +15,7 @@ Public API (stable; `nmr test` and its stage module call only these):
 from __future__ import annotations
 
 from builder.diagnostics.fidelity import TOLERANCES, FidelityReport, MemberFidelity, check_fidelity
-from builder.diagnostics.report import write_report
+from builder.diagnostics.report import render_index, render_slot, write_index, write_report
 from builder.diagnostics.validation import (
     MEMBER_PREDICTIONS_FILE,
     PREDICTIONS_FILE,
@@ -42,7 +42,10 @@ __all__ = [
     "evaluate",
     "max_drawdown",
     "numerai_corr",
+    "render_index",
+    "render_slot",
     "run_validation",
     "series_stats",
+    "write_index",
     "write_report",
 ]
