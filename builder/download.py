@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,12 @@ def download(
 ) -> DownloadResult:
     """Download ``files`` (data keys or Numerai file names; default: every NUMERAI_FILES key)
     of ``version`` into ``data_dir``, named by ``local_names`` (data key -> file name)."""
-    napi = _client(api_url, show_progress)
+    with _endpoint(api_url):
+        return _download(data_dir, version, local_names, files, round_num, show_progress, on_file)
+
+
+def _download(data_dir, version, local_names, files, round_num, show_progress, on_file):
+    napi = _client(show_progress)
     listing = _listing(napi)
     versions = sorted({name.split("/", 1)[0] for name in listing if "/" in name})
     if version not in versions:
@@ -143,7 +149,7 @@ def _one_file(napi, remote, key, dest: Path, round_num, manifest, listing) -> Fi
         url = _dataset_url(napi, remote, round_num)
         remote_id = _remote_identity(url)
     except (NmrError, requests.RequestException, ValueError) as error:
-        return FileResult(key, remote, dest, "failed", _cause(error))
+        return FileResult(key, remote, dest, "failed", f"no download URL: {_cause(error)}")
     entry_key = remote if round_num is None else f"{remote}@round{round_num}"
     recorded = manifest.get(dest.name)
     if (
@@ -205,16 +211,28 @@ def _remote_identity(url: str) -> dict:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _client(api_url: str | None, show_progress: bool):
-    import numerapi
+@contextmanager
+def _endpoint(api_url: str | None):
+    """Point numerapi at ``api_url`` / ``NUMERAI_API_URL`` for the block, then restore it:
+    numerapi reads the module global ``API_TOURNAMENT_URL`` at call time and has no URL
+    argument."""
     import numerapi.base_api
 
     url = api_url or os.environ.get("NUMERAI_API_URL")
+    if url and not url.startswith(("http://", "https://")):
+        raise NmrError(f"NUMERAI_API_URL {url!r} is not an http:// or https:// URL")
+    before = numerapi.base_api.API_TOURNAMENT_URL
     if url:
-        if not url.startswith(("http://", "https://")):
-            raise NmrError(f"NUMERAI_API_URL {url!r} is not an http:// or https:// URL")
-        # numerapi reads this module global at call time and has no URL argument
         numerapi.base_api.API_TOURNAMENT_URL = url
+    try:
+        yield
+    finally:
+        numerapi.base_api.API_TOURNAMENT_URL = before
+
+
+def _client(show_progress: bool):
+    import numerapi
+
     # datasets need no keys: pass none, so nothing secret is ever sent or logged here
     return numerapi.NumerAPI(verbosity="WARNING", show_progress_bars=show_progress)
 

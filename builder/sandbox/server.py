@@ -270,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             self._send_text(404, "NoSuchKey: no such dataset\n")
             return
-        fault = self.sandbox.take_fault("dataset_download")
+        fault = None if head else self.sandbox.take_fault("dataset_download")
         if fault and self._apply_fault_before(fault):
             return
         size = path.stat().st_size
