@@ -229,12 +229,16 @@ def score_era(
     members: pd.DataFrame | None = None,
 ) -> dict:
     """Every per-era metric of one era (all inputs indexed by the era's ids)."""
-    order = prediction.index.sort_values()  # numerai-tools asserts sorted ids
-    p = prediction.loc[order].astype(np.float64).rename("prediction")
+    # numerai-tools wants rows sorted by id and checks that on every call by sorting the index
+    # again (once per feature in max_feature_correlation): sort by id once, then number the
+    # rows 0..n-1 so those checks are cheap. Same rows, same order, so the same numbers.
+    order = prediction.index.sort_values()
+    positions = pd.RangeIndex(len(order))
+    p = pd.Series(prediction.loc[order].to_numpy(np.float64), index=positions, name="prediction")
     # targets and benchmarks keep the file's dtype (float32 in Numerai's files), as a user calling
     # numerai-tools on the parquet gets them; features become float64 for the least squares
-    t = targets.loc[order]
-    F = features.loc[order].astype(np.float64)
+    t = targets.loc[order].set_axis(positions)
+    F = features.loc[order].astype(np.float64).set_axis(positions)
     F = F.fillna(F.mean()).fillna(0.0)
     main = t[MAIN_TARGET]
     row = {
@@ -249,13 +253,13 @@ def score_era(
         if name != MAIN_TARGET:
             row[f"corr_{name}"] = corr(p, t[name])
     if benchmarks is not None:
-        b = benchmarks.loc[order]
+        b = benchmarks.loc[order].set_axis(positions)
         if bmc_benchmark is not None:
             row["bmc"] = bmc(p, b[bmc_benchmark], main)
         for column in b.columns:
             row[f"corr_with_{column}"] = benchmark_corr(p, b[column])
     if members is not None:
-        m = members.loc[order]
+        m = members.loc[order].set_axis(positions)
         for name in m.columns:
             row[f"member_{name}_corr"] = corr(m[name].rename(name), main)
             row[f"member_{name}_contribution"] = bmc(m[name].rename(name), p, main)
