@@ -109,6 +109,9 @@ class Observer:
         """The HTML report ``path`` was written (``kept``: the report with the last diagnostics,
         left as it was because this run has none)."""
 
+    def index(self, path: Path) -> None:
+        """``build/report.html``, the page comparing every tested slot, was written."""
+
 
 def run_tests(request: TestRequest, observer: Observer | None = None) -> list[TestedSlot]:
     """Test what ``request`` names; one ``TestedSlot`` per slot (or the one pickle)."""
@@ -159,11 +162,15 @@ def _test_slots(request: TestRequest, observer: Observer) -> list[TestedSlot]:
     for slot in request.slots:
         if slot not in known:
             raise NmrError(f"unknown model slot {slot!r} (numerai.yaml has: {', '.join(known)})")
-    return [
+    outcomes = [
         _test_slot(project, model, request, observer)
         for model in project.models
         if not request.slots or model.slot in request.slots
     ]
+    from builder.diagnostics import write_index
+
+    observer.index(write_index(project.root / "build" / "report.html", outcomes))
+    return outcomes
 
 
 def _test_slot(project, model, request: TestRequest, observer: Observer) -> TestedSlot:
@@ -249,14 +256,25 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> 
         return
     bench = project.data.validation_benchmarks
     bench = bench if bench is not None and Path(bench).exists() else None
-    outcome.validation = _score(model.slot, pickle, env_python, validation, bench, observer)
+    scoring = {
+        "features": list(model.features),
+        "bmc_benchmark": project.data.bmc_benchmark,
+        "data_version": project.data.version,
+        "members": [(Path(m.artifact).stem, m.weight) for m in model.members]
+        if model.ensemble
+        else None,
+        "out_dir": project.root / "build" / model.slot,
+    }
+    outcome.validation = _score(
+        model.slot, pickle, env_python, validation, bench, observer, **scoring
+    )
 
 
-def _score(name, pickle, env_python, validation, bench, observer):
+def _score(name, pickle, env_python, validation, bench, observer, **scoring):
     from builder.diagnostics import run_validation
 
     with observer.validating(name) as advance:
-        report = run_validation(pickle, env_python, validation, bench, advance)
+        report = run_validation(pickle, env_python, validation, bench, advance, **scoring)
     observer.validation(report)
     return report
 

@@ -21,6 +21,7 @@ PARTS = ROOT / "docs" / "readme"
 ORDER = (
     "_head.md",
     "config.md",
+    "data.md",
     "build.md",
     "trees.md",
     "trees-xgboost-sklearn.md",

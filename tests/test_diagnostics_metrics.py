@@ -1,4 +1,4 @@
-"""Validation metrics: numerai_corr as numerai-tools defines it, drawdown, summary, report."""
+"""Validation metrics equal numerai-tools' own functions called directly (to 1e-9)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,230 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from numerai_tools import scoring
 
-from builder.diagnostics import max_drawdown, numerai_corr, score, tie_kept_rank, write_report
+from builder.datasets import SynthSizes, synthesize
+from builder.diagnostics import (
+    default_bmc_benchmark,
+    evaluate,
+    max_drawdown,
+    numerai_corr,
+    series_stats,
+)
+from builder.errors import NmrError
+from tests import numerai_reference
+
+TOL = 1e-9
+# 6 validation eras: the newest 4 have no 60-day targets yet (builder/datasets.py)
+SIZES = SynthSizes(
+    n_all=24,
+    n_medium=12,
+    n_small=6,
+    train_eras=2,
+    validation_eras=6,
+    rows_per_era=120,
+    live_rows=50,
+)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Synthetic v5.2-shaped validation data (5% NaN feature cells, unresolved 60-day targets)
+    and id-indexed predictions built from a few features plus noise."""
+    root = tmp_path_factory.mktemp("metrics")
+    synthesize(root, seed=5, sizes=SIZES, nan_fraction=0.05)
+    validation = pd.read_parquet(root / "validation.parquet")
+    features = [c for c in validation.columns if c.startswith("feature_")][:8]
+    rng = np.random.default_rng(1)
+    score = validation[features].fillna(2).to_numpy() @ rng.normal(size=len(features))
+    predictions = pd.DataFrame(
+        {
+            "era": validation["era"],
+            "prediction": score + 4 * validation["target"] + rng.normal(size=len(validation)),
+        },
+        index=validation.index,
+    )
+    members = pd.DataFrame(
+        {"lgbm": predictions["prediction"] + rng.normal(size=len(validation)), "noise": 0.0},
+        index=validation.index,
+    )
+    members["noise"] = rng.random(len(validation))
+    return {
+        "root": root,
+        "validation": validation,
+        "features": features,
+        "predictions": predictions,
+        "members": members,
+        "benchmarks": pd.read_parquet(root / "validation_benchmark_models.parquet"),
+    }
+
+
+@pytest.fixture(scope="module")
+def result(data):
+    return evaluate(
+        data["predictions"],
+        data["root"] / "validation.parquet",
+        data["root"] / "validation_benchmark_models.parquet",
+        features=data["features"],
+        data_version="v5.2",
+        member_predictions=data["members"],
+        member_weights={"lgbm": 2.0, "noise": 1.0},
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    return numerai_reference.per_era(
+        data["predictions"],
+        data["validation"],
+        data["features"],
+        data["benchmarks"],
+        "v52_lgbm_ender20",
+    )
+
+
+@pytest.mark.parametrize("metric", ["corr", "bmc", "fnc", "exposure"])
+def test_per_era_metric_equals_numerai_tools(result, reference, metric):
+    assert list(result.per_era.index) == list(reference.index)
+    np.testing.assert_allclose(
+        result.per_era[metric].astype(float), reference[metric].astype(float), rtol=0, atol=TOL
+    )
+
+
+def test_per_target_corr_equals_numerai_tools_for_every_target_column(result, reference, data):
+    aux = [c for c in data["validation"].columns if c.startswith("target_")]
+    assert result.targets == aux and len(aux) == 8
+    for name in aux:
+        np.testing.assert_allclose(
+            result.per_era[f"corr_{name}"].astype(float),
+            reference[f"corr_{name}"].astype(float),
+            rtol=0,
+            atol=TOL,
+            equal_nan=True,
+        )
+
+
+def test_unresolved_targets_give_nan_eras_not_an_error(result):
+    # the synthetic 60-day targets are missing in the newest validation eras
+    assert result.per_era["corr_target_ender_60"].isna().any()
+    assert result.summary["targets"]["target_ender_60"]["eras"] < result.summary["eras"]
+
+
+def test_correlation_with_each_benchmark_column_equals_numerai_tools(result, reference, data):
+    columns = [c for c in data["benchmarks"].columns if c != "era"]
+    assert result.benchmark_columns == columns
+    for column in columns:
+        np.testing.assert_allclose(
+            result.per_era[f"corr_with_{column}"].astype(float),
+            reference[f"corr_with_{column}"].astype(float),
+            rtol=0,
+            atol=TOL,
+        )
+
+
+def test_bmc_uses_the_data_versions_main_benchmark_by_default(result):
+    assert result.bmc_benchmark == "v52_lgbm_ender20"
+    assert result.summary["bmc_benchmark"] == "v52_lgbm_ender20"
+
+
+def test_bmc_follows_the_configured_benchmark_column(data, result):
+    other = evaluate(
+        data["predictions"],
+        data["root"] / "validation.parquet",
+        data["benchmarks"],
+        features=data["features"],
+        bmc_benchmark="v52_lgbm_teager2b60",
+    )
+    ref = numerai_reference.per_era(
+        data["predictions"],
+        data["validation"],
+        data["features"],
+        data["benchmarks"],
+        "v52_lgbm_teager2b60",
+    )
+    np.testing.assert_allclose(other.per_era["bmc"], ref["bmc"], rtol=0, atol=TOL)
+    assert not np.allclose(other.per_era["bmc"], result.per_era["bmc"])
+
+
+def test_a_configured_benchmark_column_that_is_missing_is_an_error_listing_the_columns(data):
+    with pytest.raises(NmrError, match="'v52_lgbm_nope' is not in .*v52_lgbm_ender20"):
+        evaluate(
+            data["predictions"],
+            data["root"] / "validation.parquet",
+            data["benchmarks"],
+            features=data["features"],
+            bmc_benchmark="v52_lgbm_nope",
+        )
+
+
+def test_a_missing_default_benchmark_skips_bmc_with_a_note_and_never_substitutes(data):
+    bench = data["benchmarks"].drop(columns=["v52_lgbm_ender20"])
+    other = evaluate(
+        data["predictions"],
+        data["root"] / "validation.parquet",
+        bench,
+        features=data["features"],
+        data_version="v5.2",
+    )
+    assert other.bmc_benchmark is None
+    assert other.per_era["bmc"].isna().all()
+    assert any("BMC not computed" in n and "'v52_lgbm_ender20'" in n for n in other.notes)
+
+
+def test_default_benchmark_follows_the_data_version():
+    assert default_bmc_benchmark("v5.2") == "v52_lgbm_ender20"
+    assert default_bmc_benchmark("v5.3") == "v53_lgbm_ender20"
+
+
+def test_each_ensemble_member_has_its_corr_and_its_contribution_to_the_blend(data, result):
+    frame = data["validation"].join(data["members"]).join(data["predictions"][["prediction"]])
+    for era, rows in frame.groupby("era"):
+        rows = rows.sort_index()
+        for name in ("lgbm", "noise"):
+            expected_corr = scoring.numerai_corr(rows[[name]], rows["target"]).iloc[0]
+            expected_contribution = scoring.correlation_contribution(
+                rows[[name]], rows["prediction"], rows["target"]
+            ).iloc[0]
+            assert result.per_era.loc[era, f"member_{name}_corr"] == pytest.approx(
+                expected_corr, abs=TOL
+            )
+            assert result.per_era.loc[era, f"member_{name}_contribution"] == pytest.approx(
+                expected_contribution, abs=TOL
+            )
+    members = {m["name"]: m for m in result.summary["members"]}
+    assert members["lgbm"]["weight"] == 2.0
+    assert members["lgbm"]["corr"]["mean"] > members["noise"]["corr"]["mean"]
+
+
+def test_summary_is_mean_std_sharpe_and_drawdown_of_each_per_era_series(result):
+    for key in ("corr", "bmc", "fnc"):
+        values = result.per_era[key].astype(float)
+        stats = result.summary[key]
+        assert stats["mean"] == pytest.approx(values.mean(), abs=TOL)
+        assert stats["std"] == pytest.approx(values.std(ddof=0), abs=TOL)
+        assert stats["sharpe"] == pytest.approx(scoring.sharpe_ratio(values), abs=TOL)
+        assert stats["max_drawdown"] == pytest.approx(max_drawdown(values.to_numpy()), abs=TOL)
+    assert result.summary["corr_mean"] == result.summary["corr"]["mean"]
+    assert result.summary["max_feature_exposure"] == pytest.approx(result.per_era["exposure"].max())
+
+
+def test_sharpe_uses_the_std_numerai_tools_uses():
+    values = pd.Series([0.01, 0.03, -0.02, 0.04])
+    assert series_stats(values)["sharpe"] == pytest.approx(scoring.sharpe_ratio(values), abs=1e-15)
+    assert series_stats(values)["sharpe"] == pytest.approx(values.mean() / values.std(ddof=0))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_numerai_corr_matches_numerai_tools(seed):
-    scoring = pytest.importorskip("numerai_tools.scoring")
+def test_numerai_corr_of_arrays_matches_numerai_tools(seed):
     rng = np.random.default_rng(seed)
     n = 500
     target = rng.integers(0, 5, n) / 4.0
     predictions = np.round(rng.random(n) + 0.3 * target, 2)  # rounding makes ties
-    ids = [f"n{i}" for i in range(n)]
+    ids = [f"n{i:04d}" for i in range(n)]
     reference = scoring.numerai_corr(
         pd.DataFrame({"p": predictions}, index=ids), pd.Series(target, index=ids, name="target")
     )["p"]
     assert numerai_corr(predictions, target) == pytest.approx(reference, abs=1e-12)
-
-
-def test_numerai_corr_of_a_perfect_ranking_is_high_and_of_its_reverse_is_its_negative():
-    target = np.repeat([0.0, 0.25, 0.5, 0.75, 1.0], 20)
-    assert numerai_corr(target, target) > 0.9
-    assert numerai_corr(-target, target) == pytest.approx(-numerai_corr(target, target))
-
-
-def test_tie_kept_rank_averages_ties_and_centers_ranks():
-    assert tie_kept_rank(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [0.75, 0.125, 0.75, 0.375]
 
 
 def test_max_drawdown_is_the_largest_fall_from_the_cumulative_peak():
@@ -43,58 +241,15 @@ def test_max_drawdown_is_the_largest_fall_from_the_cumulative_peak():
     assert max_drawdown(np.array([-0.2, 0.1])) == pytest.approx(0.2)
 
 
-def per_era_frame(corr_by_era: dict[str, float], n: int = 200, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frames = []
-    for era, strength in corr_by_era.items():
-        target = rng.integers(0, 5, n) / 4.0
-        prediction = strength * target + rng.normal(size=n)
-        ids = [f"{era}_{i}" for i in range(n)]
-        frames.append(
-            pd.DataFrame({"era": era, "prediction": prediction, "target": target}, index=ids)
-        )
-    return pd.concat(frames)
-
-
-def test_summary_has_mean_std_sharpe_drawdown_exposure_and_benchmark_corr():
-    predictions = per_era_frame({"0001": 5.0, "0002": 0.0, "0003": 5.0})
-    benchmarks = pd.DataFrame(
-        {"v52_lgbm_ender20": predictions["prediction"] * 2}, index=predictions.index
+def test_a_constant_prediction_era_is_nan_and_does_not_break_the_summary(data):
+    predictions = data["predictions"].copy()
+    first = predictions["era"].iloc[0]
+    predictions.loc[predictions["era"] == first, "prediction"] = 0.5
+    other = evaluate(
+        predictions,
+        data["root"] / "validation.parquet",
+        features=data["features"],
     )
-    report = score(predictions, {"0001": 0.1, "0002": 0.3, "0003": 0.2}, benchmarks)
-    s = report.summary
-    corr = report.per_era["corr"].to_numpy()
-    assert s["eras"] == 3
-    assert s["corr_mean"] == pytest.approx(corr.mean())
-    assert s["corr_std"] == pytest.approx(corr.std())
-    assert s["sharpe"] == pytest.approx(corr.mean() / corr.std())
-    assert s["max_feature_exposure"] == 0.3
-    assert s["benchmark_corr"]["v52_lgbm_ender20"] == pytest.approx(1.0)
-    assert corr[0] > 0.3 and abs(corr[1]) < 0.2
-
-
-def test_report_is_one_offline_html_file_with_svg_plots(tmp_path):
-    predictions = per_era_frame({"0001": 5.0, "0002": -1.0, "0003": 5.0})
-    report = score(predictions, {})
-    path = write_report(tmp_path / "report.html", "my_model", validation=report)
-    text = path.read_text()
-    assert text.count("<svg") == 2  # cumulative corr + per-era bars
-    assert "cumulative corr" in text and "corr per era" in text
-    assert "<script" not in text and "http" not in text.replace("http://www.w3.org/2000/svg", "")
-    assert text.count("<rect") == 3
-    assert "#cf222e" in text  # the negative era is drawn red
-
-
-def test_report_says_what_was_not_run(tmp_path):
-    text = write_report(tmp_path / "r.html", "slot").read_text()
-    assert "no data.validation configured" in text
-    assert "not checked" in text
-
-
-def test_nan_corr_eras_do_not_break_the_summary():
-    predictions = per_era_frame({"0001": 5.0, "0002": 5.0})
-    predictions.loc[predictions["era"] == "0002", "prediction"] = 1.0  # constant: corr NaN
-    report = score(predictions, {})
-    assert math.isnan(report.per_era.loc["0002", "corr"])
-    assert report.summary["eras"] == 2
-    assert math.isfinite(report.summary["corr_mean"])
+    assert math.isnan(other.per_era.loc[first, "corr"])
+    assert math.isfinite(other.summary["corr_mean"])
+    assert other.summary["eras"] == len(other.per_era)

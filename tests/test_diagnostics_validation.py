@@ -63,13 +63,14 @@ def pickles(tmp_path_factory):
     return support.make_pickles(support.runtime_python(), sources, tmp_path_factory.mktemp("p"))
 
 
-def test_each_era_is_predicted_whole_even_across_row_groups(validation, pickles):
+def test_each_era_is_predicted_whole_even_across_row_groups(validation, pickles, tmp_path):
     progress = []
     report = run_validation(
         pickles["ranks"],
         support.runtime_python(),
         validation["path"],
         on_progress=lambda done, total: progress.append((done, total)),
+        out_dir=tmp_path,
     )
     assert progress[-1] == (8, 8)  # 360 rows / 50 per group
     data = validation["data"]
@@ -83,13 +84,34 @@ def test_each_era_is_predicted_whole_even_across_row_groups(validation, pickles)
     assert 0 < report.summary["max_feature_exposure"] <= 1
 
 
+def test_validation_predictions_are_written_with_id_index_era_and_prediction(
+    validation, pickles, tmp_path
+):
+    report = run_validation(
+        pickles["ranks"], support.runtime_python(), validation["path"], out_dir=tmp_path
+    )
+    assert report.predictions_path == tmp_path / "validation_predictions.parquet"
+    written = pd.read_parquet(report.predictions_path)
+    assert written.index.name == "id"
+    assert list(written.columns) == ["era", "prediction"]
+    data = validation["data"]
+    assert sorted(written.index) == sorted(data.index)
+    expected = (
+        (data["feature_0000"] * 10 + data["feature_0001"]).groupby(data["era"]).rank(pct=True)
+    )
+    assert written["prediction"].to_numpy() == pytest.approx(
+        expected.reindex(written.index).to_numpy()
+    )
+
+
 def test_two_argument_pickles_get_the_era_rows_of_the_benchmark_file(validation, pickles):
     report = run_validation(
         pickles["bench"], support.runtime_python(), validation["path"], validation["benchmarks"]
     )
-    # the prediction IS the benchmark column: rank correlation 1 in every era
-    assert report.per_era["v52_lgbm_ender20"].tolist() == pytest.approx([1.0] * 4)
+    # the prediction IS the benchmark column: rank correlation 1 in every era, BMC 0
+    assert report.per_era["corr_with_v52_lgbm_ender20"].tolist() == pytest.approx([1.0] * 4)
     assert report.summary["benchmark_corr"] == {"v52_lgbm_ender20": pytest.approx(1.0)}
+    assert report.per_era["bmc"].tolist() == pytest.approx([0.0] * 4, abs=1e-12)
 
 
 def test_a_pickle_failing_on_validation_data_is_one_clear_error(validation, tmp_path):

@@ -1,4 +1,5 @@
-"""`nmr init`, `nmr validate` and `nmr data synth`: start a project and check its numerai.yaml."""
+"""`nmr init`, `nmr validate`, `nmr data download` and `nmr data synth`: start a project, check
+its numerai.yaml, get its data."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from builder.cli.app import app, user_errors
 from builder.errors import NmrError
 
 data_app = typer.Typer(
-    help="Numerai-shaped data for tests and demos.",
+    help="Numerai's data (download) and Numerai-shaped data for tests and demos (synth).",
     no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
@@ -170,6 +171,62 @@ def _artifact_report(project, config_problems):
 
 def _place(problem) -> tuple:
     return (problem.file, problem.line, problem.col, problem.path)
+
+
+@data_app.command("download")
+@user_errors
+def data_download(
+    files: str = typer.Option(
+        None,
+        "--files",
+        help="Comma-separated data keys (features, train, validation, live, live_benchmarks, "
+        "validation_benchmarks) or Numerai file names (default: all six).",
+    ),
+    round_num: int = typer.Option(
+        None, "--round", help="Round of the live files (default: current)."
+    ),
+    config: Path = typer.Option(None, "-f", "--file", help="numerai.yaml to use."),
+) -> None:
+    """Download data.version's files into data.dir with numerapi (NUMERAI_API_URL to redirect)."""
+    from builder.config.loader import (
+        DATA_FILES,
+        DEFAULT_DATA_DIR,
+        DEFAULT_DATA_VERSION,
+        find_config,
+    )
+    from builder.download import download
+
+    # The data section only: the full load checks that data files exist, and they may not yet.
+    path = config or find_config()
+    try:
+        import yaml
+
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise NmrError(f"{path}: cannot read ({str(error).splitlines()[0]})") from None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    data = data if isinstance(data, dict) else {}
+    data_dir = Path(path).resolve().parent / str(data.get("dir") or DEFAULT_DATA_DIR)
+    version = str(data.get("version") or DEFAULT_DATA_VERSION)
+    local_names = {k: str(data[k]) for k in DATA_FILES if isinstance(data.get(k), str)}
+    chosen = [f.strip() for f in files.split(",") if f.strip()] if files else None
+
+    def show(item) -> None:
+        if item.status == "failed":
+            typer.echo(f"  FAIL {item.remote}: {item.detail}", err=True)
+        elif item.status == "unchanged":
+            typer.echo(f"  {item.remote}: unchanged, kept {item.path}")
+        else:
+            rows = f" ({item.rows} rows)" if item.rows is not None else ""
+            typer.echo(f"  {item.remote} -> {item.path}{rows}")
+
+    typer.echo(f"downloading {version} into {data_dir}")
+    result = download(
+        data_dir, version, local_names=local_names, files=chosen, round_num=round_num, on_file=show
+    )
+    failed = [f for f in result.files if f.status == "failed"]
+    if failed:
+        raise NmrError(f"{len(failed)} of {len(result.files)} files failed (listed above)")
 
 
 def _print_json(payload: dict) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from builder.cli.app import app, user_errors
+from builder.errors import NmrError
 
 sandbox_app = typer.Typer(
     help="A local Numerai API (GraphQL, uploads, validation) for trying deploys offline.",
@@ -37,14 +38,28 @@ def serve(
     benchmarks: Path = typer.Option(
         None, "--benchmarks", help="Live benchmark models parquet used to validate."
     ),
+    datasets: Path = typer.Option(
+        None,
+        "--datasets",
+        help="Serve this directory as Numerai's datasets (DIR/v5.2/train.parquet ...).",
+    ),
 ) -> None:
     """Serve the sandbox API until interrupted; point clients at it with NUMERAI_API_URL."""
     from builder.sandbox.server import SandboxServer
 
+    if datasets is not None and not datasets.is_dir():
+        raise NmrError(f"--datasets {datasets}: not a directory")
     server = SandboxServer(
-        directory or default_dir(), host, port, live_path=live, benchmarks_path=benchmarks
+        directory or default_dir(),
+        host,
+        port,
+        live_path=live,
+        benchmarks_path=benchmarks,
+        datasets_dir=datasets,
     )
     typer.echo(f"nmr sandbox listening on {server.url} (state in {server.store.directory})")
+    if datasets is not None:
+        typer.echo(f"serving {len(server.datasets.names())} dataset files from {datasets}")
     typer.echo(f"export NUMERAI_API_URL={server.url}")
     if live is None:
         typer.echo("note: no --live file given; uploaded pickles will fail validation")

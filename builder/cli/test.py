@@ -109,6 +109,9 @@ class _Printer(Observer):
         kept_text = f" ({kept} keeps the last diagnostics)" if kept else ""
         typer.echo(f"  report: {path}{kept_text}")
 
+    def index(self, path):
+        typer.echo(f"all slots: {path}")
+
 
 @contextlib.contextmanager
 def _progress(label: str):
@@ -167,9 +170,17 @@ def _print_validation(validation) -> None:
     table.add_row("Sharpe", _fmt(s["sharpe"]))
     table.add_row("max drawdown", _fmt(s["max_drawdown"]))
     table.add_row("max feature exposure", _fmt(s["max_feature_exposure"]))
+    for name in ("bmc", "fnc"):
+        stats = s.get(name) or {}
+        table.add_row(
+            f"{name.upper()} mean / Sharpe",
+            f"{_fmt(stats.get('mean'))} / {_fmt(stats.get('sharpe'))}",
+        )
     for column, value in s["benchmark_corr"].items():
         table.add_row(f"corr with {column}", _fmt(value))
     Console().print(table)
+    for note in getattr(validation, "notes", []):
+        typer.echo(f"  note: {note}")
 
 
 def _fmt(value) -> str:

@@ -202,6 +202,7 @@ class _Resolver:
             dir=directory,
             version=_typed(raw, "version", str, DEFAULT_DATA_VERSION),
             features_json=directory / "features.json",
+            bmc_benchmark=_typed(raw, "bmc_benchmark", str),
             **files,
         )
 

@@ -128,6 +128,7 @@ class DataConfig:
     live: Path | None = None
     live_benchmarks: Path | None = None
     validation_benchmarks: Path | None = None
+    bmc_benchmark: str | None = None  # None: the data version's main benchmark column
 
 
 @dataclass(frozen=True)

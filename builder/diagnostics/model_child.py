@@ -12,8 +12,9 @@ Two jobs, both needing the pickle loaded by the Python that will load it in prod
     Predictions on a validation parquet, era by era: the file is streamed row group by row
     group reading only the columns the pickle needs (an nmr bundle declares them; for other
     pickles every column is read), each era is handed to the pickle as live data would be,
-    and ``OUT_DIR/predictions.parquet`` (id, era, prediction, target) plus
-    ``OUT_DIR/exposure.json`` (max |corr(prediction, feature)| per era) are written. Prints
+    and ``OUT_DIR/predictions.parquet`` (index id; era, prediction) is written; for an nmr
+    ensemble also ``member_<i>`` columns, each member's own prediction (per-era ranked, as the
+    blend sees it). Scoring happens in the builder (numerai-tools). Prints
     ``progress DONE TOTAL`` lines on stdout.
 """
 
@@ -64,19 +65,17 @@ def validate(pickle_path, validation_path, benchmarks_path, out_dir):
     names = source.schema_arrow.names
     index_columns = _index_columns(source)
     if hasattr(model, "required_columns"):
-        wanted = {"era", "target", *model.required_columns}
+        wanted = {"era", *model.required_columns}
         columns = [c for c in names if c in wanted or c in index_columns]
-        feature_columns = list(model.feature_names)
     else:
         columns = names
-        feature_columns = [c for c in names if c.startswith("feature_")]
+    ensemble = getattr(model, "ensemble", False) and len(getattr(model, "members", ())) > 1
     benchmarks = None
     if num_args == 2 and benchmarks_path is not None:
         benchmarks = pd.read_parquet(benchmarks_path)
 
     total = source.num_row_groups
     pieces = []
-    exposures = {}
     pending = None
     for group in range(total):
         frame = source.read_row_group(group, columns=columns).to_pandas()
@@ -88,26 +87,15 @@ def validate(pickle_path, validation_path, benchmarks_path, out_dir):
         pending = frame[frame["era"] == last_era] if group < total - 1 else None
         for era, era_frame in done.groupby("era", sort=False):
             prediction = _predict(model, num_args, era_frame, benchmarks)
-            pieces.append(
-                pd.DataFrame(
-                    {
-                        "era": era,
-                        "prediction": prediction,
-                        "target": era_frame["target"].to_numpy(dtype=np.float64)
-                        if "target" in era_frame
-                        else np.nan,
-                    },
-                    index=era_frame.index,
-                )
-            )
-            exposures[str(era)] = _max_exposure(prediction, era_frame, feature_columns)
+            piece = {"era": era, "prediction": prediction}
+            if ensemble:
+                piece.update(_member_predictions(model, era_frame))
+            pieces.append(pd.DataFrame(piece, index=era_frame.index))
         print(f"progress {group + 1} {total}", flush=True)
-    result = pd.concat(pieces) if pieces else pd.DataFrame(columns=["era", "prediction", "target"])
+    result = pd.concat(pieces) if pieces else pd.DataFrame(columns=["era", "prediction"])
     result.index = result.index.astype(str)
     result.index.name = "id"
     result.to_parquet(f"{out_dir}/predictions.parquet")
-    with open(f"{out_dir}/exposure.json", "w") as handle:
-        json.dump(exposures, handle)
 
 
 def _predict(model, num_args, era_frame, benchmarks):
@@ -121,19 +109,17 @@ def _predict(model, num_args, era_frame, benchmarks):
     return np.asarray(pd.Series(out).reindex(era_frame.index), dtype=np.float64)
 
 
-def _max_exposure(prediction, era_frame, feature_columns):
-    present = [c for c in feature_columns if c in era_frame.columns]
-    if not present or len(prediction) < 3:
-        return None
-    F = era_frame[present].to_numpy(dtype=np.float64, na_value=np.nan)
-    F = np.where(np.isnan(F), np.nanmean(F, axis=0, keepdims=True), F)
-    p = prediction - prediction.mean()
-    F = F - F.mean(axis=0, keepdims=True)
-    norms = np.sqrt((F * F).sum(axis=0)) * np.sqrt((p * p).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (p @ F) / norms
-    corr = corr[np.isfinite(corr)]
-    return float(np.abs(corr).max()) if corr.size else None
+def _member_predictions(model, era_frame):
+    """Each member's prediction for one era, per-era ranked as the bundle ranks it before the
+    weighted blend (kernels/bundle.py: ``rank(pct=True)``, ties averaged)."""
+    X = era_frame[list(model.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    for step in model.preprocessing:
+        X = step.apply(X)
+    out = {}
+    for i, member in enumerate(model.members):
+        raw = pd.Series(np.asarray(member.predict(X), dtype=np.float64))
+        out[f"member_{i}"] = raw.rank(pct=True).to_numpy()
+    return out
 
 
 def _index_columns(source):

@@ -23,6 +23,8 @@ type Query {
   computePickleDockerImages(deprecated: Boolean = false): [ComputePickleDockerImage]
   triggerLogs(triggerId: ID!): [InvocationLog]
   diagnosticsTriggerLogs(pickleId: ID!): [InvocationLog]
+  listDatasets(round: Int, tournament: Int): [String]
+  dataset(filename: String!, round: Int, tournament: Int): String
 }
 
 type Mutation {

@@ -33,6 +33,7 @@ try:
 except ImportError:  # graphql-core is the sandbox extra, not a core dependency
     raise NmrError("the nmr sandbox needs graphql-core: pip install 'nmr[sandbox]'") from None
 
+from builder.sandbox.datasets import URL_PREFIX, Datasets, byte_range, dataset_resolvers, etag
 from builder.sandbox.schema import SDL
 from builder.sandbox.store import PENDING, VALIDATED, Store
 from builder.sandbox.worker import ValidationWorker, Validator, runner_validator
@@ -56,13 +57,16 @@ class SandboxServer:
         validator: Validator | None = None,
         live_path: Path | None = None,
         benchmarks_path: Path | None = None,
+        datasets_dir: Path | None = None,
     ):
         self.store = Store(Path(directory))
+        self.datasets = Datasets(datasets_dir)
         self.worker = ValidationWorker(
             self.store, validator or runner_validator(live_path, benchmarks_path)
         )
         self.schema = graphql.build_schema(SDL)
         _bind_resolvers(self.schema)
+        _bind_dataset_resolvers(self.schema, self.datasets)
         self._faults: list[dict] = []
         self._faults_lock = threading.Lock()
         self._http = ThreadingHTTPServer((host, port), _Handler)
@@ -200,8 +204,16 @@ class _Handler(BaseHTTPRequestHandler):
     def sandbox(self) -> SandboxServer:
         return self.server.sandbox
 
+    def do_HEAD(self):
+        if self.path.startswith(URL_PREFIX):
+            self._send_dataset(head=True)
+        else:
+            self._send(405, b"", "text/plain")
+
     def do_GET(self):
-        if self.path.startswith("/_sandbox/health"):
+        if self.path.startswith(URL_PREFIX):
+            self._send_dataset(head=False)
+        elif self.path.startswith("/_sandbox/health"):
             self._send_json(200, {"ok": True})
         elif self.path.startswith("/uploads/"):
             self._send_json(405, {"error": "uploads accept PUT only"})
@@ -264,6 +276,45 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_text(500, "InternalError\n")
             return
         self._send_text(200, "")
+
+    def _send_dataset(self, head: bool) -> None:
+        """A dataset file, whole or the byte range asked for (numerapi resumes with Range)."""
+        path = self.sandbox.datasets.file_for_url_path(self.path)
+        if path is None:
+            self._send_text(404, "NoSuchKey: no such dataset\n")
+            return
+        fault = None if head else self.sandbox.take_fault("dataset_download")
+        if fault and self._apply_fault_before(fault):
+            return
+        size = path.stat().st_size
+        try:
+            span = byte_range(self.headers.get("Range"), size)
+        except ValueError as error:
+            self._send_text(416, f"InvalidRange: {error}\n")
+            return
+        start, end = span if span else (0, size - 1)
+        try:
+            self.send_response(206 if span else 200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(max(end - start + 1, 0)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", etag(path))
+            if span:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if head:
+                return
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    self.wfile.write(block)
+                    left -= len(block)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _apply_fault_before(self, fault: dict) -> bool:
         """Apply a fault that acts before the request runs; True when the response is done."""
@@ -361,6 +412,13 @@ def _bind_resolvers(schema: graphql.GraphQLSchema) -> None:
         gql_type = schema.get_type(type_name)
         for field_name, resolver in fields.items():
             gql_type.fields[field_name].resolve = _authorized(resolver)
+
+
+def _bind_dataset_resolvers(schema: graphql.GraphQLSchema, datasets: Datasets) -> None:
+    # Numerai's dataset fields need no API key (numerapi sends none for them).
+    query = schema.get_type("Query")
+    for field_name, resolver in dataset_resolvers(datasets).items():
+        query.fields[field_name].resolve = resolver
 
 
 def _authorized(resolver):
