@@ -91,11 +91,9 @@ def artifact_inputs(project: Project, model: ModelConfig, index: int) -> dict:
     """One member's artifact as the lock records it: path, format, the sha256 of the file, and
     ``side_files`` (path + sha256 of each other file its reader opens, e.g. ONNX external data)
     when there are any."""
-    from builder.artifacts import input_files
-
     member = model.members[index]
     try:
-        artifact, *side = input_files(Path(member.artifact), member.format)
+        artifact, *side = reader_files(Path(member.artifact), member.format)
     except NmrError as error:
         key = f"ensemble[{index}].artifact" if model.ensemble else "artifact"
         where = str(member.mark or model.mark or project.config_path.name)
@@ -108,6 +106,26 @@ def artifact_inputs(project: Project, model: ModelConfig, index: int) -> dict:
     if side:
         entry["side_files"] = hashed_files(project, side)
     return entry
+
+
+def reader_files(path: Path, fmt: str) -> tuple[Path, ...]:
+    """``builder.artifacts.input_files``, memoized like file hashes by the artifact's (path,
+    size, mtime): the side files an artifact names depend only on its bytes, and a no-op build
+    then does not import the reader's library (importing onnx takes about a second)."""
+    from builder.artifacts import NAMES_OTHER_FILES, input_files
+
+    if fmt not in NAMES_OTHER_FILES:
+        return (path,)
+    stat = path.stat()
+    key = f"files|{fmt}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = _hash_cache()
+    cached = cache.get(key)
+    if isinstance(cached, list) and all(Path(name).is_file() for name in cached):
+        return tuple(Path(name) for name in cached)
+    files = input_files(path, fmt)  # a missing side file raises here, naming it
+    cache[key] = [str(name) for name in files]
+    _save_hash_cache(cache)
+    return files
 
 
 def hashed_files(project: Project, paths) -> list[dict]:
