@@ -1,12 +1,12 @@
 """numerai.lock: what each slot's pickle was built from, and what came out. Meant to be committed.
 
 JSON with sorted keys, relative paths only and no timestamps, so it changes exactly when an input
-or the output changes. Per slot it records the *inputs* (runtime tag, Python minor, the pins the
-build env installs, sha256 of every file each artifact's reader opens -- the artifact and its side
-files such as ONNX external data --, of the feature list, of the normalized model config, of the
-train data when fitted steps read it, of the sources that make the pickle (kernels and packer), and
-the nmr version), the
-*build env* (Python version, installed packages) and the *pickle* (path, sha256, size).
+or the output changes. Per slot it records the *inputs*, the *build env* (Python version,
+installed packages) and the *pickle* (path, sha256, size). The inputs are the runtime tag, the
+Python minor, the pins the build env installs, the nmr version, and the sha256 of: every file an
+artifact's reader opens (the artifact and its side files, such as ONNX external data; see
+``builder.artifacts.input_files``), the feature lists, the normalized model config, the train data
+when a fitted step reads it, and the sources that make the pickle (kernels and packer).
 
 A slot is up to date when its inputs digest equals the locked one and its pickle on disk has the
 locked sha256.
