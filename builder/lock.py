@@ -1,12 +1,12 @@
 """numerai.lock: what each slot's pickle was built from, and what came out. Meant to be committed.
 
 JSON with sorted keys, relative paths only and no timestamps, so it changes exactly when an input
-or the output changes. Per slot it records the *inputs* (runtime tag, Python minor, the pins the
-build env installs, sha256 of every file each artifact's reader opens -- the artifact and its side
-files such as ONNX external data --, of the feature list, of the normalized model config, of the
-train data when fitted steps read it, of the sources that make the pickle (kernels and packer), and
-the nmr version), the
-*build env* (Python version, installed packages) and the *pickle* (path, sha256, size).
+or the output changes. Per slot it records the *inputs*, the *build env* (Python version,
+installed packages) and the *pickle* (path, sha256, size). The inputs are the runtime tag, the
+Python minor, the pins the build env installs, the nmr version, and the sha256 of: every file an
+artifact's reader opens (the artifact and its side files, such as ONNX external data; see
+``builder.artifacts.input_files``), the feature lists, the normalized model config, the train data
+when a fitted step reads it, and the sources that make the pickle (kernels and packer).
 
 A slot is up to date when its inputs digest equals the locked one and its pickle on disk has the
 locked sha256.
@@ -92,11 +92,9 @@ def artifact_inputs(project: Project, model: ModelConfig, index: int) -> dict:
     """One member's artifact as the lock records it: path, format, the sha256 of the file, and
     ``side_files`` (path + sha256 of each other file its reader opens, e.g. ONNX external data)
     when there are any."""
-    from builder.artifacts import input_files
-
     member = model.members[index]
     try:
-        artifact, *side = input_files(Path(member.artifact), member.format)
+        artifact, *side = reader_files(Path(member.artifact), member.format)
     except NmrError as error:
         key = f"ensemble[{index}].artifact" if model.ensemble else "artifact"
         where = str(member.mark or model.mark or project.config_path.name)
@@ -109,6 +107,26 @@ def artifact_inputs(project: Project, model: ModelConfig, index: int) -> dict:
     if side:
         entry["side_files"] = hashed_files(project, side)
     return entry
+
+
+def reader_files(path: Path, fmt: str) -> tuple[Path, ...]:
+    """``builder.artifacts.input_files``, memoized like file hashes by the artifact's (path,
+    size, mtime): the side files an artifact names depend only on its bytes, and a no-op build
+    then does not import the reader's library (importing onnx takes about a second)."""
+    from builder.artifacts import NAMES_OTHER_FILES, input_files
+
+    if fmt not in NAMES_OTHER_FILES:
+        return (path,)
+    stat = path.stat()
+    key = f"files|{fmt}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = _hash_cache()
+    cached = cache.get(key)
+    if isinstance(cached, list) and all(Path(name).is_file() for name in cached):
+        return tuple(Path(name) for name in cached)
+    files = input_files(path, fmt)  # a missing side file raises here, naming it
+    cache[key] = [str(name) for name in files]
+    _save_hash_cache(cache)
+    return files
 
 
 def hashed_files(project: Project, paths) -> list[dict]:

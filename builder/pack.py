@@ -372,6 +372,8 @@ def inspect_pickle(
 
 def _modules_outside(refused: list[str], runtime_tag: str | None) -> list[dict]:
     """Per top-level module outside nmr's set: its distribution and the image's pin of it."""
+    import _compat_pickle
+
     from builder import runtimes
     from builder.envextras import distribution_for
 
@@ -379,7 +381,9 @@ def _modules_outside(refused: list[str], runtime_tag: str | None) -> list[dict]:
     entries: dict[str, dict] = {}
     for global_name in refused:
         module = global_name.split(".")[0]
-        if module not in entries:
+        # Python 2 names (``__builtin__``, ``copy_reg``) that pickle maps to the standard library
+        # on load (Lib/_compat_pickle.py): every interpreter has them
+        if module not in entries and module not in _compat_pickle.IMPORT_MAPPING:
             dist = distribution_for(global_name)
             entries[module] = {
                 "module": module,

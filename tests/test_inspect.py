@@ -79,3 +79,21 @@ def test_json_output_exits_1_and_carries_each_module_s_availability(lightgbm_clo
     (entry,) = info["modules_outside"]
     assert (entry["module"], entry["in_env"]) == ("lightgbm", False)
     assert entry["image_version"] == runtimes.get(TAG).pins["lightgbm"]
+
+
+def test_python_2_builtins_names_are_not_reported_as_missing_modules(tmp_path):
+    import pickle
+
+    path = tmp_path / "protocol2.pkl"
+    path.write_bytes(pickle.dumps({1, 2}, protocol=2))  # GLOBAL __builtin__.set
+    result = _inspect(path)
+    assert result.exit_code == 0, result.output
+    assert "module:" not in result.output
+
+
+def test_names_from_the_pickling_script_s_main_are_explained(tmp_path):
+    path = tmp_path / "main.pkl"
+    path.write_bytes(b"\x80\x02c__main__\nModel\nq\x00.")  # GLOBAL __main__.Model
+    result = _inspect(path)
+    assert result.exit_code == 1
+    assert "module:     __main__: names defined in the script that made the pickle" in result.output

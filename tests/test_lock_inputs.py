@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -161,7 +162,25 @@ def test_reader_takes_the_weights_from_the_external_data_file(project):
     assert len(changed) == 1
 
 
+def test_noop_check_of_an_unchanged_onnx_artifact_does_not_import_onnx(project):
+    # the side-file list is memoized by the .onnx file's (path, size, mtime), like file hashes
+    script = (
+        "import sys; from builder.build import build_project; from builder.config import load; "
+        f"r = build_project(load({str(project / 'numerai.yaml')!r}), check=True); "
+        "print(r[0].status, 'onnx' in sys.modules)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        for _ in range(2)
+    ]
+    assert [run.stdout.split() for run in runs] == [
+        ["up", "to", "date", "True"],
+        ["up", "to", "date", "False"],
+    ]
+
+
 def test_missing_external_data_file_is_one_error_naming_it_and_the_config_line(project):
+    assert _build(project, "--check").exit_code == 0  # the side-file list is now memoized
     (project / "artifacts" / "model.onnx.data").unlink()
     result = _build(project, "--check")
     assert result.exit_code == 1

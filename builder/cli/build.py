@@ -262,6 +262,11 @@ def _result_dict(project, result) -> dict:
 def _availability(entry: dict) -> str:
     """One imported module outside nmr's set: does the image have it, does this env?"""
     module, dist, pin = entry["module"], entry["distribution"], entry["image_version"]
+    if module == "__main__":
+        return (
+            "__main__: names defined in the script that made the pickle; numerai-predict's "
+            "__main__ does not have them (pickle them by value with cloudpickle)"
+        )
     named = module if dist == module else f"{module} (distribution {dist})"
     if pin is None:
         return f"{named}: the image {entry['runtime']} does not have it"
