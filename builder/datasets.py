@@ -1,7 +1,7 @@
 """Synthetic Numerai-shaped data: features.json and the parquet files, in Numerai's layout.
 
 nmr cannot download Numerai's data in tests or CI, so it generates data with the same layout
-(NUMERAI.md §3): string ``id`` index, zero-padded string ``era``, ``data_type``, int8 feature bins
+(docs/design/numerai.md §3): string ``id`` index, zero-padded string ``era``, ``data_type``, int8 feature bins
 0..4, ``target`` plus auxiliary ``target_*`` columns in {0, .25, .5, .75, 1}, and benchmark files
 with ``v52_lgbm_*`` columns. Targets carry real signal (linear, interaction and threshold terms
 on a few features of each tier) so trained models learn something. Same seed, same bytes.
@@ -28,7 +28,7 @@ class SynthSizes:
     train_eras: int = 40
     validation_eras: int = 12
     rows_per_era: int = 500
-    live_rows: int = 6720  # rows in Numerai's live.parquet of 2025-12-14 (NUMERAI.md §3)
+    live_rows: int = 6720  # rows in Numerai's live.parquet of 2025-12-14 (docs/design/numerai.md §3)
 
     def scaled(self, factor: float) -> SynthSizes:
         """Every count times ``factor``, keeping enough to stay Numerai-shaped (small within
@@ -63,7 +63,7 @@ SMALL = SynthSizes(
     live_rows=500,
 )
 
-# Main target and auxiliary targets; in v5.x the main `target` is target_ender_20 (NUMERAI.md §3).
+# Main target and auxiliary targets; in v5.x the main `target` is target_ender_20 (docs/design/numerai.md §3).
 TARGET_NAMES = [
     "target",
     "target_ender_20",
@@ -75,7 +75,7 @@ TARGET_NAMES = [
     "target_teager2b_20",
     "target_teager2b_60",
 ]
-# v5.2 benchmark model columns (validation_benchmark_models.parquet, NUMERAI.md §3).
+# v5.2 benchmark model columns (validation_benchmark_models.parquet, docs/design/numerai.md §3).
 BENCHMARK_COLUMNS = [
     "v52_lgbm_cyrusd20",
     "v52_lgbm_cyrusd60",
@@ -86,7 +86,7 @@ BENCHMARK_COLUMNS = [
     "v52_lgbm_teager2b20",
     "v52_lgbm_teager2b60",
 ]
-# Feature groups with their v5.2 sizes within (small, medium, all) (NUMERAI.md §3).
+# Feature groups with their v5.2 sizes within (small, medium, all) (docs/design/numerai.md §3).
 GROUP_SIZES = {
     "constitution": (2, 134, 335),
     "charisma": (3, 116, 290),
@@ -158,7 +158,7 @@ def synthesize(
         _write(labelled, paths[part], nan_fraction, rng)
     _write(live, paths["live"], nan_fraction, rng)
     _write_frame(validation.benchmarks(truth, rng, with_era=True), paths["validation_benchmarks"])
-    # Whether Numerai's live benchmark file carries `era` is unconfirmed (NUMERAI.md §3); nmr
+    # Whether Numerai's live benchmark file carries `era` is unconfirmed (docs/design/numerai.md §3); nmr
     # writes only the model columns, indexed by id, and consumers reindex by id.
     _write_frame(live.benchmarks(truth, rng, with_era=False), paths["live_benchmarks"])
     return {

@@ -4,7 +4,7 @@ Plain dataclasses holding numpy arrays. Readers (``builder/artifacts``) produce 
 (``builder/compile``) consume them. Nothing here ships inside the pickle.
 
 TreeEnsemble semantics (one rule set for LightGBM, XGBoost and scikit-learn; readers translate
-each library's conventions into it, see ../shared/COMPILERS.md):
+each library's conventions into it, see docs/design/compilers.md):
 
 * Nodes of all trees live in flat arrays; ``tree_offsets[t]:tree_offsets[t+1]`` are tree t's
   nodes, node 0 of each tree is its root, and child indices are local to the tree.

@@ -16,7 +16,7 @@ from builder.compile.onnx import (
 )
 from builder.kernels.onnx import op_names
 
-README_SECTION = Path(__file__).parents[1] / "docs" / "readme" / "onnx.md"
+README_SECTION = Path(__file__).parents[1] / "docs" / "onnx.md"
 
 
 def test_readme_op_table_is_the_generated_one():

@@ -13,7 +13,7 @@ from tests.deploy_support import new_account, start_sandbox
 @pytest.fixture
 def served(tmp_path, monkeypatch):
     server, validator = start_sandbox(tmp_path / "sandbox")
-    # numerapi reads this module global at call time; there is no URL argument (NUMERAI.md §4.1).
+    # numerapi reads this module global at call time; there is no URL argument (docs/design/numerai.md §4.1).
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", server.url)
     yield server, validator
     server.stop()

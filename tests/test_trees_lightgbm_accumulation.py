@@ -1,5 +1,5 @@
 """LightGBM accumulation: double sum in tree order, multiclass interleaving, random-forest
-averaging, DART / GOSS leaf scaling (COMPILERS.md §1.5, §7)."""
+averaging, DART / GOSS leaf scaling (docs/design/compilers.md §1.5, §7)."""
 
 from __future__ import annotations
 

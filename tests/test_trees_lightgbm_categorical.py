@@ -1,5 +1,5 @@
 """LightGBM categorical splits: bitset in set -> left; NaN, negatives, values beyond the
-bitset -> right; fractions truncate toward zero (COMPILERS.md §1.3)."""
+bitset -> right; fractions truncate toward zero (docs/design/compilers.md §1.3)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """LightGBM linear trees: leaf_const + sum coeff * x; a NaN in a leaf's features falls back
-to the plain leaf value (COMPILERS.md §1.4)."""
+to the plain leaf value (docs/design/compilers.md §1.4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """LightGBM missing values: missing_type None / Zero / NaN, default_left, use_missing=false
-(COMPILERS.md §1.2)."""
+(docs/design/compilers.md §1.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LightGBM objectives: every ConvertOutput transform reproduced exactly (COMPILERS.md §1.5)."""
+"""LightGBM objectives: every ConvertOutput transform reproduced exactly (docs/design/compilers.md §1.5)."""
 
 from __future__ import annotations
 

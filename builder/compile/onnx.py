@@ -1,7 +1,7 @@
 """ONNX compiler: a folded ``builder.ir.Graph`` -> ``builder.kernels.onnx.OnnxGraphEvaluator``.
 
 The registry ``SUPPORTED_OPS`` is data: which ops (domain, opset range) nmr evaluates. The
-build refuses any other op, naming the op, the node and the opset, and the README's op table
+build refuses any other op, naming the op, the node and the opset, and the op table of docs/onnx.md
 is generated from the same tuple (``python -m builder.compile.onnx --markdown``).
 
 Compiling resolves everything that depends on the opset or on attribute defaults, so the
@@ -168,7 +168,7 @@ def supported_op(op: str, domain: str, opset: int) -> OpSupport | None:
 
 
 def op_table_markdown() -> str:
-    """The README table of supported ops, generated from SUPPORTED_OPS."""
+    """The docs/onnx.md table of supported ops, generated from SUPPORTED_OPS."""
     lines = ["| op | domain | opsets | notes |", "|---|---|---|---|"]
     for s in sorted(SUPPORTED_OPS, key=lambda s: (s.domain, s.op)):
         lines.append(f"| {s.op} | {s.domain_label} | {s.min_opset}–{s.max_opset} | {s.notes} |")

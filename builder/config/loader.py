@@ -28,10 +28,10 @@ from builder.errors import NmrError
 
 CONFIG_NAME = "numerai.yaml"
 DEFAULT_DATA_DIR = "data"
-# numerai-predict HEAD reads v5.2 files by default (predict.py --dataset, NUMERAI.md §1.2).
+# numerai-predict HEAD reads v5.2 files by default (predict.py --dataset, docs/design/numerai.md §1.2).
 DEFAULT_DATA_VERSION = "v5.2"
 # Written nowhere but implied: a slot with no postprocessing gets per-era ranks, so the output
-# is always inside [0, 1] as predict.py demands (NUMERAI.md §1.6).
+# is always inside [0, 1] as predict.py demands (docs/design/numerai.md §1.6).
 DEFAULT_POSTPROCESSING = (Step("rank_per_era"),)
 DATA_FILES = {
     "train": "train.parquet",

@@ -18,7 +18,7 @@ GITIGNORE_LINES = [
 ]
 
 INIT_TEMPLATE = """\
-# numerai.yaml: what nmr builds and deploys (reference: numerai.yaml.example, README).
+# numerai.yaml: what nmr builds and deploys (reference: numerai.yaml.example, docs/config.md).
 # Check it with `nmr validate`.
 version: 1
 

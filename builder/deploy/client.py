@@ -1,7 +1,7 @@
 """A GraphQL client for Numerai's API, limited to what model uploads need.
 
 The upload documents are numerapi's, verbatim (``computePickleUploadAuth``, PUT to the presigned
-URL, ``createComputePickleUpload``; NUMERAI.md §4.2), so anything numerapi can do against a
+URL, ``createComputePickleUpload``; docs/design/numerai.md §4.2), so anything numerapi can do against a
 server, this client can too. The other operations follow the introspected schema (§5).
 
 Transport: JSON POST to the API root with ``Authorization: Token PUBLIC_ID$SECRET_KEY``.
@@ -25,7 +25,7 @@ import requests
 from builder.errors import NmrError
 
 DEFAULT_API_URL = "https://api-tournament.numer.ai"
-CLASSIC_TOURNAMENT = 8  # only Classic supports model uploads (NUMERAI.md §1.10)
+CLASSIC_TOURNAMENT = 8  # only Classic supports model uploads (docs/design/numerai.md §1.10)
 
 PICKLE_FIELDS = """
     id filename modelId assignedModelSlots validationStatus triggerStatus

@@ -1,7 +1,7 @@
 """Remote state per model slot, read live from the API (never a cached belief).
 
 nmr uploads a pickle as ``<slot>-nmr-<first 16 hex of sha256>.pkl``; Numerai keeps that stem
-and appends its own suffix (``<stem>-<12 alnum>.pkl``, NUMERAI.md §4.2), so the content hash of
+and appends its own suffix (``<stem>-<12 alnum>.pkl``, docs/design/numerai.md §4.2), so the content hash of
 the assigned pickle is read from its filename without downloading it.
 """
 

@@ -5,7 +5,7 @@ each member's preprocessed inputs and raw evaluator output (before postprocessin
 builder then asks the native library (``builder.artifacts.reader(fmt).native_predict``) for
 its predictions on exactly those inputs and reports the largest absolute difference.
 
-Tolerances are the compilers' stated promises (../shared/ARCHITECTURE.md invariant 4): tree
+Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4): tree
 ensembles reproduce the native library bit for bit (0.0); ONNX graphs match onnxruntime to
 1e-5 relative (absolute for outputs below 1 in magnitude).
 """

@@ -1,7 +1,7 @@
 """The callable Numerai loads: live features (and benchmarks) in, one ``prediction`` column out.
 
 numerai-predict calls ``model(live_features, live_benchmark_models)`` when the pickle's
-signature has 2 parameters and ``model(live_features)`` when it has 1 (NUMERAI.md §1.5), so the
+signature has 2 parameters and ``model(live_features)`` when it has 1 (docs/design/numerai.md §1.5), so the
 two forms are two classes whose ``__call__`` differ only in arity. Shipped inside the pickle:
 numpy, pandas and stdlib only.
 """

@@ -5,7 +5,7 @@ to a new matrix; their parameters (fill values, means, stds) were fitted at buil
 plain arrays here. Postprocessing steps map the prediction vector ``p`` (float64, one value per
 live row) to a new vector, with a ``Context`` giving the live frame, the era of each row and the
 benchmark frame. Per-era steps group by ``era`` when live_features has that column and treat the
-whole frame as one era otherwise (Numerai's live data is a single era, NUMERAI.md §3).
+whole frame as one era otherwise (Numerai's live data is a single era, docs/design/numerai.md §3).
 
 Cross-module imports inside kernels import names, never modules: a module object of a by-value
 package would be pickled with its whole namespace.
@@ -105,7 +105,7 @@ class Neutralize:
 class BlendBenchmark:
     """(1 - weight) * rank(p) + weight * rank(benchmark column), ranks taken per era.
 
-    The benchmark frame is reindexed to the live ids first (NUMERAI.md §3: the SKILL file asks
+    The benchmark frame is reindexed to the live ids first (docs/design/numerai.md §3: the SKILL file asks
     for exactly that). When the column is absent, or some live ids have no (or a NaN) value:
     ``on_missing="fail"`` raises a ValueError naming what is missing, so the run fails;
     ``on_missing="skip"`` ships the plain per-era rank of p for the rows without a benchmark

@@ -4,7 +4,7 @@ Shipped inside the pickle (numpy + standard library only). Each transform takes 
 matrix ``raw`` (n_rows, n_raw) in the ensemble's accumulation dtype and the IR's
 ``transform_params`` and returns float64 (n_rows, n_outputs).
 
-Exactness: the formulas and their precision follow the native C++ code (../shared/COMPILERS.md
+Exactness: the formulas and their precision follow the native C++ code (docs/design/compilers.md
 §1.5, §2.4). numpy's SIMD ``exp`` is not guaranteed to round like the C library's, so double
 ``exp`` goes through ``math.exp`` (glibc ``exp``, what LightGBM's ``std::exp`` calls) element by
 element, and float32 ``expf`` through the C library's own ``expf`` via ctypes (XGBoost calls

@@ -7,7 +7,7 @@ semantics are defined in builder/ir.py) and reproduces the native library bit fo
   ``<=`` / ``<``, categorical bitsets), so every strategy below agrees with the native library;
 * leaf values are accumulated per output column in tree order, in the library's precision,
   starting from ``init`` (LightGBM: double; XGBoost: float32). ``np.sum`` over the contiguous
-  axis is pairwise and would not match (../shared/COMPILERS.md §7). The bit-sliced strategy
+  axis is pairwise and would not match (docs/design/compilers.md §7). The bit-sliced strategy
   adds tree by tree (``acc += leaf values``); the walk lays trees out as rows of a
   (trees, rows) matrix and sums with ``np.add.reduce(axis=0)``, whose outer loop runs over
   trees in order. ``_reduce_is_sequential`` checks that property on the numpy that runs (the

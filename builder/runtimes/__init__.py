@@ -2,7 +2,7 @@
 
 The catalog is data: one JSON file per image in this folder (``<tag with ':' as '-'>.json``) with
 ``tag``, ``python``, ``default``, ``aliases``, ``source`` (which numerai-predict file the pins come
-from) and ``pins`` (the image's full package list, see ../shared/NUMERAI.md §2.4).
+from) and ``pins`` (the image's full package list, see docs/design/numerai.md §2.4).
 
 API other stages rely on:
   known_tags() -> list[str]; default_tag() -> str; get(tag) -> Runtime; runtimes() -> list[Runtime]

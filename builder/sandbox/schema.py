@@ -1,6 +1,6 @@
 """The sandbox's GraphQL schema: the subset of Numerai's API that model uploads use.
 
-Field and type names follow a live introspection of api-tournament.numer.ai (NUMERAI.md §5).
+Field and type names follow a live introspection of api-tournament.numer.ai (docs/design/numerai.md §5).
 One deliberate difference: numerapi declares ``$modelId``, ``$dataVersionId`` and
 ``$dockerImageId`` as ``String`` in its upload documents while the introspected schema says ``ID``;
 graphql-core (rightly) rejects a ``String`` variable in an ``ID`` position, so the arguments those

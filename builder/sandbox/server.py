@@ -4,7 +4,7 @@
 --sandbox``); ``nmr sandbox serve`` runs the same server in the foreground. GraphQL documents are
 parsed, validated and executed by graphql-core against ``schema.SDL``; resolvers read and write
 the SQLite ``Store``. Errors come back as ``{"errors": [{"message": ...}]}`` with HTTP 200, which
-is what numerapi turns into ``ValueError(message)`` (NUMERAI.md §4.1).
+is what numerapi turns into ``ValueError(message)`` (docs/design/numerai.md §4.1).
 
 Faults for tests: ``inject_fault(target, kind, times)`` (or ``POST /_sandbox/faults``) makes the
 next ``times`` requests for a GraphQL root field (or ``"upload"``) fail: ``http500`` answers 500,
@@ -38,7 +38,7 @@ from builder.sandbox.schema import SDL
 from builder.sandbox.store import PENDING, VALIDATED, Store
 from builder.sandbox.worker import ValidationWorker, Validator, runner_validator
 
-UPLOAD_URL_TTL_S = 600  # numerai-predict's presigned URLs live 600 s (NUMERAI.md §1.2)
+UPLOAD_URL_TTL_S = 600  # numerai-predict's presigned URLs live 600 s (docs/design/numerai.md §1.2)
 FAULT_KINDS = ("http500", "drop", "hang", "lost_response")
 
 
@@ -183,7 +183,7 @@ class SandboxServer:
         return None
 
     def _authenticate(self, header: str | None):
-        # Numerai's scheme: "Authorization: Token PUBLIC_ID$SECRET_KEY" (NUMERAI.md §4.1).
+        # Numerai's scheme: "Authorization: Token PUBLIC_ID$SECRET_KEY" (docs/design/numerai.md §4.1).
         if not header or not header.startswith("Token ") or "$" not in header:
             return None
         public_id, _, secret_key = header[len("Token ") :].partition("$")
@@ -469,7 +469,7 @@ def _upload_auth(store, account, context, filename="model.pkl", modelId=None):
     if not base.endswith(".pkl"):
         raise SandboxError(f"filename must end with .pkl, got {base!r}")
     # Numerai stores uploads as "<stem>-<12 alphanumerics>.pkl" (observed server filenames,
-    # NUMERAI.md §4.2); clients must register the returned name, not their own.
+    # docs/design/numerai.md §4.2); clients must register the returned name, not their own.
     suffix = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
     server_filename = f"{base[: -len('.pkl')]}-{suffix}.pkl"
     token = secrets.token_urlsafe(24)
@@ -570,7 +570,7 @@ def _create_pickle(
     source=None,
 ):
     if tournament != 8:
-        # Only Classic (tournament 8) supports pickles (NUMERAI.md §1.10).
+        # Only Classic (tournament 8) supports pickles (docs/design/numerai.md §1.10).
         raise SandboxError(f"model uploads are only supported for tournament 8, got {tournament}")
     if modelId:
         _owned_model(store, account, modelId)

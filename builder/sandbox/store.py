@@ -19,12 +19,12 @@ from builder.errors import NmrError
 from builder.runtimes import get as get_runtime
 from builder.runtimes import known_tags
 
-# Numerai's data versions offered to pickles (NUMERAI.md §3); v5.2 is what numerai-predict's
+# Numerai's data versions offered to pickles (docs/design/numerai.md §3); v5.2 is what numerai-predict's
 # HEAD defaults to, so the sandbox marks it default.
 DATA_VERSIONS = ("v5.0", "v5.1", "v5.2", "v5.3")
 DEFAULT_DATA_VERSION = "v5.2"
 
-# Validation status strings as seen in third-party logs of the live API (NUMERAI.md §5);
+# Validation status strings as seen in third-party logs of the live API (docs/design/numerai.md §5);
 # the full enum is unconfirmed.
 PENDING, VALIDATING, VALIDATED, FAILED = "pending", "validating", "validated", "failed"
 
@@ -208,7 +208,7 @@ class Store:
                     (str(uuid.uuid4()), name, int(name == DEFAULT_DATA_VERSION)),
                 )
         # One docker image per runtime in nmr's catalog, named as Numerai names them
-        # ("Python 3.12", NUMERAI.md §4.2); image and tag split the runtime tag.
+        # ("Python 3.12", docs/design/numerai.md §4.2); image and tag split the runtime tag.
         for tag in known_tags():
             runtime = get_runtime(tag)
             image, _, image_tag = tag.partition(":")

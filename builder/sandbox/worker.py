@@ -1,7 +1,7 @@
 """The sandbox's validation worker: runs each uploaded pickle as Numerai's orchestrator does.
 
 A created pickle gets a ``validation`` trigger whose status sequence mirrors the UI's run states
-(Pending -> Running -> Validating -> Success, or Failed / Error; docs model-uploads.md, NUMERAI.md
+(Pending -> Running -> Validating -> Success, or Failed / Error; docs model-uploads.md, docs/design/numerai.md
 §1.10); the container log lines become the trigger's ``triggerLogs``. What runs the pickle is a
 ``Validator`` callable, so the server does not depend on how the pickle is executed.
 """
