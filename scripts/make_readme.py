@@ -24,6 +24,7 @@ ORDER = (
     "build.md",
     "trees.md",
     "trees-xgboost-sklearn.md",
+    "sklearn-models.md",
     "onnx.md",
     "test.md",
     "deploy.md",
