@@ -84,7 +84,7 @@ class StepEvaluator:
             return _impute(X, p)
         if kind == "pca":
             X = _refuse_nan(X, f"PCA step {self.name!r}")
-            # PCA._transform (scikit-learn >= 1.5): project, then subtract the projected mean.
+            # PCA._transform (scikit-learn 1.9): project, then subtract the projected mean.
             out = X @ p["components"].T
             out -= np.reshape(p["mean"], (1, -1)) @ p["components"].T
             if p.get("whiten_scale") is not None:
