@@ -152,7 +152,7 @@ class Transform:
     kind and params (arrays as the transformer stores them):
       "standard_scaler": mean (or None), scale (or None)     X -= mean; X /= scale
       "minmax_scaler":   scale, min, clip (lo, hi) or None   X *= scale; X += min; clip
-      "maxabs_scaler":   scale                               X /= scale
+      "maxabs_scaler":   scale, clip (bool)                  X /= scale; clip to [-1, 1]
       "robust_scaler":   center (or None), scale (or None)   X -= center; X /= scale
       "simple_imputer":  statistics, missing (float, NaN allowed), keep (column indices kept),
                          indicator (column indices of the missing indicator, or None)

@@ -145,3 +145,12 @@ def test_simple_imputer_fills_with_statistics_rounded_to_the_dtype_it_was_fitted
     statistics = est[0].statistics_
     assert np.any(statistics.astype(np.float32).astype(np.float64) != statistics)
     assert relative_error(est, tmp_path, held_out("float", 12, nan_fraction=0.3)) <= BOUND
+
+
+def test_incremental_pca_transforms_as_pca(tmp_path):
+    def make(rng):
+        return decomposition.IncrementalPCA(
+            n_components=int(rng.integers(1, 7)), whiten=bool(rng.random() < 0.5), batch_size=50
+        )
+
+    _check(tmp_path, make)

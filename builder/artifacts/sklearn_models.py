@@ -62,6 +62,7 @@ STEPS = (
     "RobustScaler",
     "SimpleImputer",
     "PCA",
+    "IncrementalPCA",  # the same _BasePCA.transform once fitted
 )
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
@@ -78,10 +79,7 @@ EQUIVALENTS = {
     "StackingRegressor": (
         "a VotingRegressor (weighted mean) or an `ensemble:` slot in numerai.yaml"
     ),
-    "KernelPCA": "PCA",
-    "IncrementalPCA": "PCA (same transform once fitted)",
-    "TruncatedSVD": "PCA",
-    "Normalizer": None,
+    "KernelPCA": "PCA, which is the same as KernelPCA(kernel='linear') up to signs",
     "MultiTaskLasso": "one Lasso per target",
     "MultiTaskElasticNet": "one ElasticNet per target",
     "LogisticRegression": (
@@ -89,7 +87,7 @@ EQUIVALENTS = {
         "or a tree model"
     ),
     "MLPClassifier": "MLPRegressor",
-    "SVR": "LinearSVR when the kernel is linear",
+    "SVR": "LinearSVR if a linear kernel is enough (refit it)",
 }
 
 
