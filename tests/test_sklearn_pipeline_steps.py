@@ -56,6 +56,17 @@ def test_maxabs_scaler_divides_by_the_largest_magnitude(tmp_path):
     _check(tmp_path, lambda rng: pre.MaxAbsScaler())
 
 
+def test_maxabs_scaler_clip_bounds_the_output_to_minus_one_one(tmp_path):
+    import inspect
+
+    if "clip" not in inspect.signature(pre.MaxAbsScaler).parameters:
+        pytest.skip("MaxAbsScaler has no clip option in this scikit-learn")
+    X, y = data("float", seed=13)
+    est = pipeline.make_pipeline(pre.MaxAbsScaler(clip=True), lm.Ridge()).fit(X, y)
+    Xt = held_out("float", 13) * 3  # far outside the fitted range: clipping decides
+    assert relative_error(est, tmp_path, Xt) <= BOUND
+
+
 def test_robust_scaler_centers_on_the_median_and_divides_by_the_iqr(tmp_path):
     def make(rng):
         return pre.RobustScaler(
