@@ -115,8 +115,8 @@ class LinearModel:
 
     estimator: str  # class name, e.g. "Ridge"
     feature_names: tuple[str, ...]
-    coef: np.ndarray  # float64 [n_features]
-    intercept: np.ndarray  # float64 [] or [1], added as stored
+    coef: np.ndarray  # [n_features], float64 (float32 when fitted on float32)
+    intercept: np.ndarray  # [] or [1], added as stored
     link: str = "identity"  # "identity" | "exp" (Poisson/Gamma/Tweedie LogLink.inverse)
     task: str = "regression"
     meta: dict = field(default_factory=dict)

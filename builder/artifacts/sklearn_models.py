@@ -158,13 +158,17 @@ def _linear(est, feature_names, source: str) -> LinearModel:
             link = "exp"
         elif link_kind != "IdentityLink":
             raise refusal(est, f"{kind} with link {link_kind}", source)
-    intercept = np.asarray(getattr(est, "intercept_", 0.0), dtype=np.float64)
+    # as stored: a model fitted on float32 keeps float32 coefficients, and float32 input then
+    # gives a float32 product in scikit-learn too
+    intercept = np.asarray(getattr(est, "intercept_", 0.0))
+    if intercept.dtype.kind != "f":
+        intercept = intercept.astype(np.float64)
     if intercept.size != 1:
         raise ArtifactError(f"{source}: {kind}.intercept_ has {intercept.size} values, expected 1")
     return LinearModel(
         estimator=kind,
         feature_names=tuple(_names(est, feature_names, len(coef), source)),
-        coef=coef.astype(np.float64, copy=False),
+        coef=coef if coef.dtype.kind == "f" else coef.astype(np.float64),
         intercept=intercept,
         link=link,
         meta=_meta(est),

@@ -28,8 +28,8 @@ class LinearEvaluator:
     def __init__(self, estimator, feature_names, coef, intercept, link="identity"):
         self.estimator = str(estimator)
         self.feature_names = tuple(feature_names)
-        self.coef = np.asarray(coef, dtype=np.float64)
-        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.coef = np.asarray(coef)  # float64, or float32 when fitted on float32
+        self.intercept = np.asarray(intercept)
         self.link = str(link)
         self.task = "regression"
         self.n_outputs = 1
