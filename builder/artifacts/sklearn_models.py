@@ -304,7 +304,7 @@ def _transform(name: str, step, source: str) -> Transform:
             n,
         )
     if kind == "MaxAbsScaler":
-        clip = bool(getattr(step, "clip", False))  # the clip option exists since 1.8
+        clip = bool(getattr(step, "clip", False))  # a recent option; absent means no clipping
         return Transform(
             "maxabs_scaler", name, {"scale": np.asarray(step.scale_), "clip": clip}, n, n
         )

@@ -92,8 +92,8 @@ class StepEvaluator:
             return out
         X = X.copy()  # transform(copy=True) works on a copy, in place
         if kind == "standard_scaler":
-            # StandardScaler casts its statistics to the input dtype first (float32 input is
-            # scaled in float32 since scikit-learn 1.6).
+            # StandardScaler.transform casts its statistics to the input dtype first, so
+            # float32 input is scaled in float32 (scikit-learn 1.9).
             if p.get("mean") is not None:
                 X -= p["mean"].astype(X.dtype)
             if p.get("scale") is not None:
