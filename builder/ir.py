@@ -115,8 +115,8 @@ class LinearModel:
 
     estimator: str  # class name, e.g. "Ridge"
     feature_names: tuple[str, ...]
-    coef: np.ndarray  # float64 [n_features]
-    intercept: np.ndarray  # float64 [] or [1], added as stored
+    coef: np.ndarray  # [n_features], float64 (float32 when fitted on float32)
+    intercept: np.ndarray  # [] or [1], added as stored
     link: str = "identity"  # "identity" | "exp" (Poisson/Gamma/Tweedie LogLink.inverse)
     task: str = "regression"
     meta: dict = field(default_factory=dict)
@@ -152,7 +152,7 @@ class Transform:
     kind and params (arrays as the transformer stores them):
       "standard_scaler": mean (or None), scale (or None)     X -= mean; X /= scale
       "minmax_scaler":   scale, min, clip (lo, hi) or None   X *= scale; X += min; clip
-      "maxabs_scaler":   scale                               X /= scale
+      "maxabs_scaler":   scale, clip (bool)                  X /= scale; clip to [-1, 1]
       "robust_scaler":   center (or None), scale (or None)   X -= center; X /= scale
       "simple_imputer":  statistics, missing (float, NaN allowed), keep (column indices kept),
                          indicator (column indices of the missing indicator, or None)

@@ -126,3 +126,21 @@ def test_nmr_test_passes_the_sklearn_slots_with_their_fidelity(built, monkeypatc
     assert done.exit_code == 0, done.output
     assert "fidelity imputed_ridge.joblib" in done.output
     assert "(tolerance 1e-12) ok" in done.output
+
+
+def test_rebuilding_the_sklearn_slots_gives_identical_bytes(built):
+    import hashlib
+
+    root, _, _ = built
+    slots = ["pca_ridge", "voting"]
+    before = {
+        s: hashlib.sha256((root / "build" / s / "model.pkl").read_bytes()).hexdigest()
+        for s in slots
+    }
+    done = CliRunner().invoke(app, ["build", "-f", str(root / "numerai.yaml"), "--force", *slots])
+    assert done.exit_code == 0, done.output
+    after = {
+        s: hashlib.sha256((root / "build" / s / "model.pkl").read_bytes()).hexdigest()
+        for s in slots
+    }
+    assert after == before

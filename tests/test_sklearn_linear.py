@@ -88,3 +88,14 @@ def test_linear_model_with_several_targets_is_refused_naming_the_fix(tmp_path):
     est = lm.Ridge().fit(X, np.column_stack([y, 1 - y]))
     with pytest.raises(NotSupportedYet, match="2 targets .*fit one model per target"):
         compiled(est, tmp_path)
+
+
+def test_linear_model_fitted_on_float32_keeps_float32_arithmetic_for_float32_input(tmp_path):
+    from tests.sklearn_fidelity import compiled, native
+
+    X, y = data("float", seed=3)
+    est = lm.Ridge().fit(X.astype(np.float32), y.astype(np.float32))
+    assert est.coef_.dtype == np.float32
+    Xt = held_out("float", 3).astype(np.float32)
+    ours, theirs = compiled(est, tmp_path).predict(Xt), native(est, Xt)
+    assert np.max(np.abs(ours - theirs)) <= BOUND * np.max(np.abs(theirs))

@@ -56,6 +56,17 @@ def test_maxabs_scaler_divides_by_the_largest_magnitude(tmp_path):
     _check(tmp_path, lambda rng: pre.MaxAbsScaler())
 
 
+def test_maxabs_scaler_clip_bounds_the_output_to_minus_one_one(tmp_path):
+    import inspect
+
+    if "clip" not in inspect.signature(pre.MaxAbsScaler).parameters:
+        pytest.skip("MaxAbsScaler has no clip option in this scikit-learn")
+    X, y = data("float", seed=13)
+    est = pipeline.make_pipeline(pre.MaxAbsScaler(clip=True), lm.Ridge()).fit(X, y)
+    Xt = held_out("float", 13) * 3  # far outside the fitted range: clipping decides
+    assert relative_error(est, tmp_path, Xt) <= BOUND
+
+
 def test_robust_scaler_centers_on_the_median_and_divides_by_the_iqr(tmp_path):
     def make(rng):
         return pre.RobustScaler(
@@ -145,3 +156,12 @@ def test_simple_imputer_fills_with_statistics_rounded_to_the_dtype_it_was_fitted
     statistics = est[0].statistics_
     assert np.any(statistics.astype(np.float32).astype(np.float64) != statistics)
     assert relative_error(est, tmp_path, held_out("float", 12, nan_fraction=0.3)) <= BOUND
+
+
+def test_incremental_pca_transforms_as_pca(tmp_path):
+    def make(rng):
+        return decomposition.IncrementalPCA(
+            n_components=int(rng.integers(1, 7)), whiten=bool(rng.random() < 0.5), batch_size=50
+        )
+
+    _check(tmp_path, make)

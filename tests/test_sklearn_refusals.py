@@ -127,3 +127,26 @@ def test_nmr_build_refuses_the_step_in_one_line_naming_the_config_place(tmp_path
     assert "numerai.yaml:" in lines[0] and "models.logs.artifact:" in lines[0]
     assert "Pipeline step 'functiontransformer'" in lines[0]
     assert "Traceback" not in done.output
+
+
+def test_a_pickle_of_a_class_from_the_saving_script_is_refused_naming_the_way_out(tmp_path):
+    import subprocess
+    import sys
+
+    from builder.artifacts import sklearn as sk_reader
+    from builder.errors import ArtifactError
+
+    script = (
+        "import joblib, numpy as np\n"
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "class Mine(TransformerMixin, BaseEstimator):\n"
+        "    def fit(self, X, y=None): return self\n"
+        "    def transform(self, X): return X\n"
+        "X = np.arange(20.0).reshape(10, 2)\n"
+        "joblib.dump(make_pipeline(Mine(), Ridge()).fit(X, X[:, 0]), 'm.joblib')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    with pytest.raises(ArtifactError, match=r"defined in the script .*`source:` slot"):
+        sk_reader.read(tmp_path / "m.joblib", ["a", "b"])

@@ -3,7 +3,8 @@
 Each reader module exposes:
   FORMAT: str                      the format name used in numerai.yaml
   SUFFIXES: tuple[str, ...]        file suffixes that infer this format
-  read(path, feature_names=None) -> builder.ir.TreeEnsemble | builder.ir.Graph
+  read(path, feature_names=None) -> builder.ir.TreeEnsemble | builder.ir.Graph, or for
+      scikit-learn also builder.ir.LinearModel | MLP | Pipeline | Voting
   input_files(path) -> tuple[Path, ...]   (only formats in NAMES_OTHER_FILES)
       every file ``read`` opens, the artifact first; numerai.lock hashes exactly these.
   native_predict(path, X: np.ndarray, feature_names) -> np.ndarray  (n_rows, n_outputs)

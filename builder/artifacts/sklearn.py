@@ -121,6 +121,14 @@ def load_estimator(path: Path):
         raise ArtifactError(
             f"{path}: the pickle needs module {exc.name!r}, which is not installed"
         ) from exc
+    except AttributeError as exc:
+        # pickle stores classes by module and name; a class defined in the notebook or script
+        # that saved the model lives in __main__, which the build process does not have
+        raise ArtifactError(
+            f"{path}: cannot unpickle ({exc}); a class the model uses was defined in the "
+            "script or notebook that saved it: move it into an importable module, or ship "
+            "the model as code with a `source:` slot"
+        ) from exc
     except Exception as exc:  # a corrupt or foreign pickle can raise anything
         raise ArtifactError(f"{path}: cannot unpickle ({type(exc).__name__}: {exc})") from exc
 

@@ -62,6 +62,7 @@ STEPS = (
     "RobustScaler",
     "SimpleImputer",
     "PCA",
+    "IncrementalPCA",  # the same _BasePCA.transform once fitted
 )
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 
@@ -78,10 +79,7 @@ EQUIVALENTS = {
     "StackingRegressor": (
         "a VotingRegressor (weighted mean) or an `ensemble:` slot in numerai.yaml"
     ),
-    "KernelPCA": "PCA",
-    "IncrementalPCA": "PCA (same transform once fitted)",
-    "TruncatedSVD": "PCA",
-    "Normalizer": None,
+    "KernelPCA": "PCA, which is the same as KernelPCA(kernel='linear') up to signs",
     "MultiTaskLasso": "one Lasso per target",
     "MultiTaskElasticNet": "one ElasticNet per target",
     "LogisticRegression": (
@@ -89,7 +87,7 @@ EQUIVALENTS = {
         "or a tree model"
     ),
     "MLPClassifier": "MLPRegressor",
-    "SVR": "LinearSVR when the kernel is linear",
+    "SVR": "LinearSVR if a linear kernel is enough (refit it)",
 }
 
 
@@ -160,13 +158,17 @@ def _linear(est, feature_names, source: str) -> LinearModel:
             link = "exp"
         elif link_kind != "IdentityLink":
             raise refusal(est, f"{kind} with link {link_kind}", source)
-    intercept = np.asarray(getattr(est, "intercept_", 0.0), dtype=np.float64)
+    # as stored: a model fitted on float32 keeps float32 coefficients, and float32 input then
+    # gives a float32 product in scikit-learn too
+    intercept = np.asarray(getattr(est, "intercept_", 0.0))
+    if intercept.dtype.kind != "f":
+        intercept = intercept.astype(np.float64)
     if intercept.size != 1:
         raise ArtifactError(f"{source}: {kind}.intercept_ has {intercept.size} values, expected 1")
     return LinearModel(
         estimator=kind,
         feature_names=tuple(_names(est, feature_names, len(coef), source)),
-        coef=coef.astype(np.float64, copy=False),
+        coef=coef if coef.dtype.kind == "f" else coef.astype(np.float64),
         intercept=intercept,
         link=link,
         meta=_meta(est),
@@ -302,7 +304,7 @@ def _transform(name: str, step, source: str) -> Transform:
             n,
         )
     if kind == "MaxAbsScaler":
-        clip = bool(getattr(step, "clip", False))  # the clip option exists since 1.8
+        clip = bool(getattr(step, "clip", False))  # a recent option; absent means no clipping
         return Transform(
             "maxabs_scaler", name, {"scale": np.asarray(step.scale_), "clip": clip}, n, n
         )

@@ -22,8 +22,8 @@ def compile_dense(model):
         return kd.LinearEvaluator(
             estimator=model.estimator,
             feature_names=model.feature_names,
-            coef=np.ascontiguousarray(model.coef, dtype=np.float64),
-            intercept=np.asarray(model.intercept, dtype=np.float64),
+            coef=np.ascontiguousarray(model.coef),
+            intercept=np.asarray(model.intercept),
             link=model.link,
         )
     if isinstance(model, ir.MLP):

@@ -28,8 +28,8 @@ class LinearEvaluator:
     def __init__(self, estimator, feature_names, coef, intercept, link="identity"):
         self.estimator = str(estimator)
         self.feature_names = tuple(feature_names)
-        self.coef = np.asarray(coef, dtype=np.float64)
-        self.intercept = np.asarray(intercept, dtype=np.float64)
+        self.coef = np.asarray(coef)  # float64, or float32 when fitted on float32
+        self.intercept = np.asarray(intercept)
         self.link = str(link)
         self.task = "regression"
         self.n_outputs = 1
@@ -84,7 +84,7 @@ class StepEvaluator:
             return _impute(X, p)
         if kind == "pca":
             X = _refuse_nan(X, f"PCA step {self.name!r}")
-            # PCA._transform (scikit-learn >= 1.5): project, then subtract the projected mean.
+            # PCA._transform (scikit-learn 1.9): project, then subtract the projected mean.
             out = X @ p["components"].T
             out -= np.reshape(p["mean"], (1, -1)) @ p["components"].T
             if p.get("whiten_scale") is not None:
@@ -92,8 +92,8 @@ class StepEvaluator:
             return out
         X = X.copy()  # transform(copy=True) works on a copy, in place
         if kind == "standard_scaler":
-            # StandardScaler casts its statistics to the input dtype first (float32 input is
-            # scaled in float32 since scikit-learn 1.6).
+            # StandardScaler.transform casts its statistics to the input dtype first, so
+            # float32 input is scaled in float32 (scikit-learn 1.9).
             if p.get("mean") is not None:
                 X -= p["mean"].astype(X.dtype)
             if p.get("scale") is not None:
