@@ -228,10 +228,16 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> 
 
     outcome.fidelity = check_fidelity(pickle, env_python, inputs.live, model)
     for member in outcome.fidelity.members:
-        if not member.ok:
+        if member.input_differs:
+            outcome.problems.append(
+                f"fidelity: the pickle hands {Path(member.artifact).name} other values than the "
+                f"live data's (as {member.input_dtype})"
+            )
+        if not member.ok and member.max_abs_diff is not None and not member.skipped:
             outcome.problems.append(
                 f"fidelity: {Path(member.artifact).name} differs from {member.format} by "
-                f"{member.max_abs_diff:.3g} (tolerance {member.tolerance:g})"
+                f"{member.max_abs_diff:.3g} (tolerance {member.tolerance:g}) on the "
+                f"{member.input_dtype} input the pickle hands it"
             )
     observer.fidelity(outcome.fidelity)
     validation = project.data.validation

@@ -233,3 +233,53 @@ def test_each_run_writes_its_own_report(project, tmp_path, monkeypatch):
     for _ in range(2):
         assert invoke("test", "example_model", "--no-diagnostics").exit_code == 0
     assert len(set(reports.glob("*.html")) - before) == 2
+
+
+# Runs in the runtime's Python: wraps each member's evaluator of a built pickle so that it is off
+# by 0.5 on integer input only. The int8 path (live features kept as int8, no preprocessing) is
+# broken; the float64 path, and the ranks the run ships, are not.
+_BREAK_INT8 = r"""
+import sys
+
+import cloudpickle
+import pandas as pd
+
+
+class OffOnIntegers:
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+
+    def predict(self, X):
+        out = self.evaluator.predict(X)
+        return out + 0.5 if X.dtype.kind in "iu" else out
+
+
+model = pd.read_pickle(sys.argv[1])
+for member in model.members:
+    member.evaluator = OffOnIntegers(member.evaluator)
+with open(sys.argv[1], "wb") as handle:
+    cloudpickle.dump(model, handle)
+"""
+
+
+def test_fidelity_checks_the_int8_input_the_shipped_pickle_hands_its_members(in_project):
+    done = invoke("test", "example_model", "--json")
+    (slot,) = json.loads(done.output)
+    assert [m["input_dtype"] for m in slot["fidelity"]["members"]] == ["int8"]
+
+
+def test_a_pickle_broken_only_on_its_int8_path_fails_fidelity(project, tmp_path, monkeypatch):
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    pickle = copy / "build" / "example_model" / "model.pkl"
+    subprocess.run(
+        [support.runtime_python(), "-c", _BREAK_INT8, str(pickle)], check=True, capture_output=True
+    )
+    monkeypatch.chdir(copy)
+    done = invoke("test", "example_model")
+    assert done.exit_code == 1
+    assert "example_model: Pending -> Running -> Validating -> Success" in done.output
+    assert (
+        "FAIL fidelity: lgbm_medium.txt differs from lightgbm by 0.5 (tolerance 0) on the int8 "
+        "input the pickle hands it" in done.output
+    )
