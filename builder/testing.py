@@ -10,6 +10,7 @@ chosen by ``builder.runner.live``; reports are written by ``builder.diagnostics`
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from builder.runner import ERROR, PENDING, Limits, RunResult, run_pickle
 from builder.runner.live import SYNTHETIC, LiveInputs, benchmark_steps, choose_live
 
 KEEP_REPORTS = 20  # per-run reports kept in build/<slot>/reports/
+PICKLE_REPORTS = "_pickles"  # --pickle in a project: build/_pickles/<pickle stem>/report.html
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class TestRequest:
     runtime: str | None = None  # --pickle: runtime tag (default: the default runtime)
     live: Path | None = None
     benchmarks: Path | None = None
+    validation: Path | None = None  # to score on (None: the project's data.validation)
     limits: Limits = field(default_factory=Limits)
     python: Path | None = None  # base interpreter of the runtime env
     config: Path | None = None  # numerai.yaml (None: discovered)
@@ -113,6 +116,8 @@ class Observer:
 def run_tests(request: TestRequest, observer: Observer | None = None) -> list[TestedSlot]:
     """Test what ``request`` names; one ``TestedSlot`` per slot (or the one pickle)."""
     observer = observer or Observer()
+    if request.validation is not None and not Path(request.validation).is_file():
+        raise NmrError(f"--validation {request.validation}: no such file")
     if request.pickle is not None:
         return [_test_pickle(request, observer)]
     if request.with_dists:
@@ -148,7 +153,36 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
     if hint is not None:
         run.notes.append(hint)
         observer.hint(hint)
-    return TestedSlot(name, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
+    outcome = TestedSlot(name, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
+    validation, bench = _validation_files(request, project)
+    if run.ok and request.diagnostics and validation is not None:
+        # scored like a slot (same child, metrics and report), so the two compare directly
+        try:
+            outcome.validation = _score(
+                name, request.pickle, env_python, validation, bench, observer
+            )
+        except NmrError as error:
+            outcome.problems.append(str(error))
+    for problem in outcome.problems:
+        observer.problem(problem)
+    if project is not None:
+        directory = project.root / "build" / PICKLE_REPORTS / Path(request.pickle).stem
+    else:  # outside a project: beside the run's predictions, never beside the user's pickle
+        directory = Path(run.predictions_path or tempfile.mkdtemp(prefix="nmr-test-")).parent
+    _write_reports(outcome, directory, observer)
+    return outcome
+
+
+def _validation_files(request: TestRequest, project) -> tuple[Path | None, Path | None]:
+    """(validation parquet, its benchmarks): --validation, else the project's data.validation."""
+    if request.validation is not None:
+        validation = Path(request.validation)
+    elif project is not None and project.data.validation and project.data.validation.exists():
+        validation = project.data.validation
+    else:
+        return None, None
+    bench = project.data.validation_benchmarks if project is not None else None
+    return validation, bench if bench is not None and Path(bench).exists() else None
 
 
 def _test_slots(request: TestRequest, observer: Observer) -> list[TestedSlot]:
@@ -190,7 +224,7 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     outcome = TestedSlot(model.slot, run, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
-            _diagnose(outcome, project, model, pickle, env_python, inputs, observer)
+            _diagnose(outcome, project, model, pickle, env_python, inputs, request, observer)
         except NmrError as error:
             outcome.problems.append(str(error))
     for problem in outcome.problems:
@@ -223,7 +257,7 @@ def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> 
         observer.report(outcome.report, latest)
 
 
-def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> None:
+def _diagnose(outcome, project, model, pickle, env_python, inputs, request, observer) -> None:
     from builder.diagnostics import check_fidelity
 
     outcome.fidelity = check_fidelity(pickle, env_python, inputs.live, model)
@@ -240,11 +274,9 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> 
                 f"{member.input_dtype} input the pickle hands it"
             )
     observer.fidelity(outcome.fidelity)
-    validation = project.data.validation
-    if validation is None or not Path(validation).exists():
+    validation, bench = _validation_files(request, project)
+    if validation is None:
         return
-    bench = project.data.validation_benchmarks
-    bench = bench if bench is not None and Path(bench).exists() else None
     outcome.validation = _score(model.slot, pickle, env_python, validation, bench, observer)
 
 

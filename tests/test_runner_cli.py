@@ -283,3 +283,53 @@ def test_a_pickle_broken_only_on_its_int8_path_fails_fidelity(project, tmp_path,
         "FAIL fidelity: lgbm_medium.txt differs from lightgbm by 0.5 (tolerance 0) on the int8 "
         "input the pickle hands it" in done.output
     )
+
+
+def _validation_lines(output: str) -> list[str]:
+    """The rows of the validation table in `nmr test`'s text output."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "validation (" in line)
+    return [line for line in lines[start : start + 14] if "│" in line]
+
+
+def test_a_hand_made_pickle_is_scored_with_the_same_validation_table_as_a_slot(in_project):
+    slot = invoke("test", "example_model")
+    assert slot.exit_code == 0, slot.output
+    pickle = in_project / "hand_made.pkl"
+    shutil.copyfile(in_project / "build" / "example_model" / "model.pkl", pickle)
+    done = invoke("test", "--pickle", pickle)
+    assert done.exit_code == 0, done.output
+    assert "validation (8 eras)" in done.output
+    assert len(_validation_lines(slot.output)) >= 6
+    assert _validation_lines(done.output) == _validation_lines(slot.output)
+    report = in_project / "build" / "_pickles" / "hand_made" / "report.html"
+    assert f"report: {report}" in done.output
+    assert "<svg" in report.read_text()
+
+
+def test_a_hand_made_pickle_is_scored_on_a_given_validation_file(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NMR_CONFIG", raising=False)
+    python = support.runtime_python()
+    source = "def predict(live_features):\n    return live_features[['feature_0000']].rank(pct=True).set_axis(['prediction'], axis=1)\n\nMODEL = predict\n"  # noqa: E501
+    pickles = support.make_pickles(python, {"ranks": source}, tmp_path)
+    validation = project / "data" / "validation.parquet"
+    live = project / "data" / "live.parquet"
+    done = invoke(
+        "test", "--pickle", pickles["ranks"], "--live", live, "--validation", validation, "--json"
+    )
+    assert done.exit_code == 0, done.output
+    (result,) = json.loads(done.output)
+    assert result["validation"]["summary"]["eras"] == 8
+    assert result["report"] is not None
+
+
+def test_a_missing_validation_file_is_one_error_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.pkl").write_bytes(b"x")
+    done = CliRunner().invoke(
+        app,
+        ["test", "--pickle", "model.pkl", "--live", "x.parquet", "--validation", "nope.parquet"],
+    )
+    assert done.exit_code == 1
+    assert "--validation nope.parquet: no such file" in done.output
