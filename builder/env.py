@@ -1,7 +1,8 @@
 """The build env of a runtime: a cached venv of the image's Python with the bundle's packages.
 
 A pickle must be made (and is best tested) by the interpreter and libraries Numerai will load it
-with: a pickle written by Python 3.11 fails on 3.12 with "unknown opcode" (NUMERAI.md §2.2), and
+with: a pickle written by Python 3.11 fails on 3.12 with "unknown opcode" (marshalled code
+objects in a cloudpickled function are specific to the minor version), and
 numpy/pandas pickles name private modules that move between versions. So every runtime gets a
 venv under ``~/.cache/nmr/envs/<key>`` made from an interpreter of the runtime's exact minor
 version, holding only numpy, pandas, cloudpickle and pyarrow at the image's pins (their

@@ -1,7 +1,7 @@
 """Production limits of Numerai's pickle runs, applied to a local child process.
 
 Numerai documents 1 CPU, 4 GB of RAM, up to 10 minutes and no internet for a model upload run
-(docs: numerai-tournament/submissions/model-uploads.md; ../shared/NUMERAI.md §1.10). The
+(docs: numerai-tournament/submissions/model-uploads.md; docs/readme/test.md, "Limits"). The
 container enforces them with cgroups; here we use what an unprivileged-or-root Linux process
 can do without touching cgroups:
 

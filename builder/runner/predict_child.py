@@ -4,7 +4,8 @@ This file runs as a standalone script inside the runtime venv (numpy, pandas, cl
 pyarrow only), so it imports nothing from ``builder``. The runner copies it to a scratch
 directory as ``predict.py`` and runs it like the container's ENTRYPOINT ``python predict.py``.
 
-It follows ../shared/NUMERAI.md §1.3-§1.8 (numerai-predict HEAD and image a78dedd): the same
+It follows numerai-predict's predict.py (github.com/numerai/numerai-predict, HEAD and image
+a78dedd; its steps are listed in docs/readme/test.md, "What a run does"): the same
 order of steps, the same log lines on stderr in logging's default ``LEVEL:root:message``
 format, the same error messages, the same help block and exit codes. Differences from the
 real script, all deliberate:

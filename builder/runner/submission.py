@@ -1,7 +1,7 @@
 """Numerai's server-side checks of a predictions CSV.
 
 Re-implements numerai-tools ``validate_submission_numerai`` (numerai_tools/submissions.py,
-v0.6.0; ../shared/NUMERAI.md §7), which Numerai uses to clean submissions: headers, then ids,
+v0.6.0), which Numerai uses to clean submissions: headers, then ids,
 then values, first failure wins. Messages carry v0.6.0's ``invalid_submission_*:`` prefixes;
 v0.4.x (installed in the images) runs the same checks without the prefixes.
 """
