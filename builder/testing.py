@@ -205,16 +205,15 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     pickle = slot_dir / "model.pkl"
     if not pickle.exists():
         reason = f"{pickle.relative_to(project.root)} not found: run `nmr build {model.slot}` first"
-        run = RunResult(
-            ERROR, [PENDING, ERROR], None, "", 0.0, None, None, None, reason, pickle, "", "-"
-        )
-        observer.run_done(model.slot, run, streamed=False)
-        return TestedSlot(model.slot, run)
+        return _not_run(model.slot, pickle, reason, observer)
     test_dir = slot_dir / "test"
     test_dir.mkdir(parents=True, exist_ok=True)
     for stale in test_dir.glob("live_predictions-*.csv"):
         stale.unlink()
-    inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
+    try:
+        inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
+    except NmrError as error:  # this slot cannot run on these inputs; the others still may
+        return _not_run(model.slot, pickle, str(error), observer)
     env_python = _env_python(model.runtime, request.python)
     synthetic = _synthetic(inputs, model)
     run = _run(
@@ -231,6 +230,15 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
         observer.problem(problem)
     _write_reports(outcome, slot_dir, observer)
     return outcome
+
+
+def _not_run(slot: str, pickle: Path, reason: str, observer: Observer) -> TestedSlot:
+    """An Error outcome for a slot nmr could not run (nothing was learned about the pickle)."""
+    run = RunResult(
+        ERROR, [PENDING, ERROR], None, "", 0.0, None, None, None, reason, pickle, "", "-"
+    )
+    observer.run_done(slot, run, streamed=False)
+    return TestedSlot(slot, run)
 
 
 def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> None:

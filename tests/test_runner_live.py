@@ -150,11 +150,15 @@ def test_nmr_test_live_without_benchmarks_blends_the_project_benchmarks(copy):
 
 def test_nmr_test_refuses_live_ids_the_benchmark_file_lacks_for_blend_benchmark(copy):
     live = _live_copy(copy, "my_live.parquet", extra_rows=3)
-    done = invoke("test", "blended", "--live", live)
+    done = invoke("test", "blended", "example_model", "--live", live, "--no-diagnostics")
     assert done.exit_code == 1
-    assert "blend_benchmark needs live benchmarks for every live id" in done.output
+    assert "blended: Pending -> Error" in done.output
+    assert "reason: blend_benchmark needs live benchmarks for every live id" in done.output
     assert "lacks 3 of the 503 ids" in done.output
     assert "Traceback" not in done.output
+    # the other slot reads no benchmarks: it still runs, and is told what the file lacks
+    assert "example_model: Pending -> Running -> Validating -> Success" in done.output
+    assert "note: live_benchmark_models.parquet lacks 3 of the 503 live ids" in done.output
 
 
 def test_synthetic_benchmarks_label_the_predictions_that_depend_on_them(copy):
