@@ -167,8 +167,10 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
         observer.problem(problem)
     if project is not None:
         directory = project.root / "build" / PICKLE_REPORTS / Path(request.pickle).stem
-    else:  # outside a project: beside the run's predictions, never beside the user's pickle
-        directory = Path(run.predictions_path or tempfile.mkdtemp(prefix="nmr-test-")).parent
+    elif run.predictions_path is not None:  # outside a project: beside the run's predictions
+        directory = run.predictions_path.parent
+    else:  # never beside the user's pickle
+        directory = Path(tempfile.mkdtemp(prefix="nmr-test-"))
     _write_reports(outcome, directory, observer)
     return outcome
 

@@ -105,6 +105,10 @@ def test_a_hand_made_bad_pickle_fails_with_its_log(tmp_path, monkeypatch):
     assert "none.pkl: Pending -> Running -> Failed" in done.output
     assert "reason: Pickle function is invalid - returned None" in done.output
     assert "    ERROR:root:Pickle function is invalid - returned None" in done.output
+    (report,) = [
+        line.split("report: ")[1] for line in done.output.splitlines() if "report: " in line
+    ]
+    assert Path(report).parent.name.startswith("nmr-test-")  # its own directory, never /tmp itself
 
 
 def test_pickle_mode_outside_a_project_needs_live_data(tmp_path, monkeypatch):
