@@ -44,6 +44,15 @@ def in_project(project, monkeypatch):
     return project
 
 
+@pytest.fixture()
+def project_copy(project, tmp_path, monkeypatch):
+    """A private copy of the built example project, as the working directory."""
+    copy = tmp_path / "proj"
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(copy)
+    return copy
+
+
 def invoke(*args):
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
@@ -197,12 +206,8 @@ def test_a_pickle_that_no_longer_matches_its_artifact_fails_fidelity(
     assert "FAIL fidelity: lgbm_medium.txt differs from lightgbm by " in done.output
 
 
-def test_a_run_without_diagnostics_keeps_the_last_diagnostics_report(
-    project, tmp_path, monkeypatch
-):
-    copy = tmp_path / "proj"
-    shutil.copytree(project, copy)
-    monkeypatch.chdir(copy)
+def test_a_run_without_diagnostics_keeps_the_last_diagnostics_report(project_copy):
+    copy = project_copy
     report = copy / "build" / "example_model" / "report.html"
     assert invoke("test", "example_model").exit_code == 0
     diagnosed = report.read_text()
@@ -215,10 +220,8 @@ def test_a_run_without_diagnostics_keeps_the_last_diagnostics_report(
     assert f"report: {this_run} ({report} keeps the last diagnostics)" in done.output
 
 
-def test_a_failed_run_keeps_the_last_diagnostics_report(project, tmp_path, monkeypatch):
-    copy = tmp_path / "proj"
-    shutil.copytree(project, copy)
-    monkeypatch.chdir(copy)
+def test_a_failed_run_keeps_the_last_diagnostics_report(project_copy):
+    copy = project_copy
     report = copy / "build" / "example_model" / "report.html"
     assert invoke("test", "example_model").exit_code == 0
     diagnosed = report.read_text()
@@ -228,10 +231,8 @@ def test_a_failed_run_keeps_the_last_diagnostics_report(project, tmp_path, monke
     assert report.read_text() == diagnosed
 
 
-def test_each_run_writes_its_own_report(project, tmp_path, monkeypatch):
-    copy = tmp_path / "proj"
-    shutil.copytree(project, copy)
-    monkeypatch.chdir(copy)
+def test_each_run_writes_its_own_report(project_copy):
+    copy = project_copy
     reports = copy / "build" / "example_model" / "reports"
     before = set(reports.glob("*.html"))
     for _ in range(2):
@@ -272,14 +273,11 @@ def test_fidelity_checks_the_int8_input_the_shipped_pickle_hands_its_members(in_
     assert [m["input_dtype"] for m in slot["fidelity"]["members"]] == ["int8"]
 
 
-def test_a_pickle_broken_only_on_its_int8_path_fails_fidelity(project, tmp_path, monkeypatch):
-    copy = tmp_path / "proj"
-    shutil.copytree(project, copy)
-    pickle = copy / "build" / "example_model" / "model.pkl"
+def test_a_pickle_broken_only_on_its_int8_path_fails_fidelity(project_copy):
+    pickle = project_copy / "build" / "example_model" / "model.pkl"
     subprocess.run(
         [support.runtime_python(), "-c", _BREAK_INT8, str(pickle)], check=True, capture_output=True
     )
-    monkeypatch.chdir(copy)
     done = invoke("test", "example_model")
     assert done.exit_code == 1
     assert "example_model: Pending -> Running -> Validating -> Success" in done.output
@@ -337,3 +335,30 @@ def test_a_missing_validation_file_is_one_error_line(tmp_path, monkeypatch):
     )
     assert done.exit_code == 1
     assert "--validation nope.parquet: no such file" in done.output
+
+
+def test_the_stage_prints_nothing_and_tells_its_observer_each_step(in_project, capsys):
+    from builder.testing import Observer, TestRequest, run_tests
+
+    class Heard(Observer):
+        def __init__(self):
+            self.statuses, self.reports = [], []
+
+        def status(self, name, status, first):
+            self.statuses.append((name, status, first))
+
+        def report(self, path, kept):
+            self.reports.append(path)
+
+    heard = Heard()
+    (outcome,) = run_tests(TestRequest(slots=("example_model",), diagnostics=False), heard)
+    assert capsys.readouterr().out == ""
+    assert outcome.ok
+    assert heard.statuses == [
+        ("example_model", "Pending", True),
+        ("example_model", "Running", False),
+        ("example_model", "Validating", False),
+        ("example_model", "Success", False),
+    ]
+    (report,) = heard.reports
+    assert report.exists()
