@@ -309,18 +309,15 @@ def _synthetic(inputs: LiveInputs, model) -> list[str]:
     if inputs.live_source == SYNTHETIC:
         labels.append("live data: synthetic (no live file), so the predictions are too")
     if inputs.synthetic_benchmarks:
+        why = "for the synthetic live ids" if inputs.live_source == SYNTHETIC else "no file"
+        head = f"benchmarks: synthetic ({why}); "
         if model is None:
             labels.append(
-                "benchmarks: synthetic (no live benchmarks file); a 2-argument pickle's "
-                "predictions depend on them if it reads live_benchmark_models"
+                head + "a 2-argument pickle's predictions depend on them if it reads "
+                "live_benchmark_models"
             )
-        else:
-            steps = benchmark_steps([model])
-            if steps:
-                labels.append(
-                    f"benchmarks: synthetic (no live benchmarks file); the predictions depend "
-                    f"on them through {', '.join(steps)}"
-                )
+        elif steps := benchmark_steps([model]):
+            labels.append(head + f"the predictions depend on them through {', '.join(steps)}")
     return labels
 
 

@@ -163,7 +163,7 @@ def test_nmr_test_refuses_live_ids_the_benchmark_file_lacks_for_blend_benchmark(
 
 def test_synthetic_benchmarks_label_the_predictions_that_depend_on_them(copy):
     (copy / "data" / "live_benchmark_models.parquet").unlink()
-    label = "benchmarks: synthetic (no live benchmarks file); the predictions depend on them"
+    label = "benchmarks: synthetic (no file); the predictions depend on them"
     text = invoke("test", "blended", "--no-diagnostics")
     assert text.exit_code == 0, text.output
     assert f"note: {label} through blend_benchmark" in text.output
@@ -181,3 +181,16 @@ def test_synthetic_benchmarks_label_nothing_for_a_slot_that_does_not_read_them(c
     (result,) = json.loads(done.output)
     assert result["inputs"]["benchmarks_source"] == "synthetic"
     assert result["synthetic"] == []
+
+
+def test_synthetic_live_data_labels_the_predictions_and_the_benchmarks_made_for_it(copy):
+    (copy / "data" / "live.parquet").unlink()
+    done = invoke("test", "blended", "--no-diagnostics", "--json")
+    assert done.exit_code == 0, done.output
+    (result,) = json.loads(done.output)
+    assert result["inputs"]["live_source"] == "synthetic"
+    assert result["synthetic"] == [
+        "live data: synthetic (no live file), so the predictions are too",
+        "benchmarks: synthetic (for the synthetic live ids); the predictions depend on them "
+        "through blend_benchmark",
+    ]
