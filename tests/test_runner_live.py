@@ -194,3 +194,19 @@ def test_synthetic_live_data_labels_the_predictions_and_the_benchmarks_made_for_
         "benchmarks: synthetic (for the synthetic live ids); the predictions depend on them "
         "through blend_benchmark",
     ]
+
+
+def test_apply_local_test_refuses_benchmarks_lacking_live_ids_for_blend_benchmark(copy):
+    from builder.deploy.desired import local_tester
+    from builder.deploy.plan import DesiredSlot
+
+    bench_path = copy / "data" / "live_benchmark_models.parquet"
+    bench = pd.read_parquet(bench_path)
+    bench.iloc[4:].to_parquet(bench_path)  # 4 live ids lost
+    project = load(copy / "numerai.yaml")
+    pickle = copy / "build" / "blended" / "model.pkl"
+    want = DesiredSlot("blended", "0" * 64, pickle, project.model("blended").runtime, "v5.2")
+    ok, log = local_tester(project, copy / ".nmr")(want)
+    assert not ok
+    assert "ERROR:root:blend_benchmark needs live benchmarks for every live id" in log
+    assert "lacks 4 of the 500 ids" in log
