@@ -192,7 +192,14 @@ def optional_imports(base: Env, runtime: runtimes.Runtime, dists: list[str]) -> 
     they bring) import when present: their integration extras (see the module docstring)."""
     found: dict[str, str] = {}
     seen = set(dists) | set(runtime.bundle_pins)
-    frontier = [d for d in dists if d in runtime.pins and d not in runtime.bundle_pins]
+    # the base env's own packages (pandas' dependencies...) are as the image has them already
+    frontier = [
+        d
+        for d in dists
+        if d in runtime.pins
+        and d not in runtime.bundle_pins
+        and base.packages.get(d) != runtime.pins[d]
+    ]
     for _ in range(_OPTIONAL_ROUNDS):
         if not frontier:
             break

@@ -10,6 +10,7 @@ chosen by ``builder.runner.live``; reports are written by ``builder.diagnostics`
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from builder.runner import ERROR, PENDING, Limits, RunResult, run_pickle
 from builder.runner.live import SYNTHETIC, LiveInputs, benchmark_steps, choose_live
 
 KEEP_REPORTS = 20  # per-run reports kept in build/<slot>/reports/
+PICKLE_REPORTS = "_pickles"  # --pickle in a project: build/_pickles/<pickle stem>/report.html
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class TestRequest:
     runtime: str | None = None  # --pickle: runtime tag (default: the default runtime)
     live: Path | None = None
     benchmarks: Path | None = None
+    validation: Path | None = None  # to score on (None: the project's data.validation)
     limits: Limits = field(default_factory=Limits)
     python: Path | None = None  # base interpreter of the runtime env
     config: Path | None = None  # numerai.yaml (None: discovered)
@@ -116,6 +119,8 @@ class Observer:
 def run_tests(request: TestRequest, observer: Observer | None = None) -> list[TestedSlot]:
     """Test what ``request`` names; one ``TestedSlot`` per slot (or the one pickle)."""
     observer = observer or Observer()
+    if request.validation is not None and not Path(request.validation).is_file():
+        raise NmrError(f"--validation {request.validation}: no such file")
     if request.pickle is not None:
         return [_test_pickle(request, observer)]
     if request.with_dists:
@@ -151,7 +156,44 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
     if hint is not None:
         run.notes.append(hint)
         observer.hint(hint)
-    return TestedSlot(name, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
+    outcome = TestedSlot(name, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
+    if project is not None:
+        directory = project.root / "build" / PICKLE_REPORTS / Path(request.pickle).stem
+    elif run.predictions_path is not None:  # outside a project: beside the run's predictions
+        directory = run.predictions_path.parent
+    else:  # never beside the user's pickle
+        directory = Path(tempfile.mkdtemp(prefix="nmr-test-"))
+    validation, bench = _validation_files(request, project)
+    if run.ok and request.diagnostics and validation is not None:
+        # scored like a slot (same child, metrics and report), so the two compare directly;
+        # exposure and FNC use every feature column, the pickle's own columns being unknown
+        scoring = {"out_dir": directory}
+        if project is not None:
+            scoring.update(
+                bmc_benchmark=project.data.bmc_benchmark, data_version=project.data.version
+            )
+        try:
+            outcome.validation = _score(
+                name, request.pickle, env_python, validation, bench, observer, **scoring
+            )
+        except NmrError as error:
+            outcome.problems.append(str(error))
+    for problem in outcome.problems:
+        observer.problem(problem)
+    _write_reports(outcome, directory, observer)
+    return outcome
+
+
+def _validation_files(request: TestRequest, project) -> tuple[Path | None, Path | None]:
+    """(validation parquet, its benchmarks): --validation, else the project's data.validation."""
+    if request.validation is not None:
+        validation = Path(request.validation)
+    elif project is not None and project.data.validation and project.data.validation.exists():
+        validation = project.data.validation
+    else:
+        return None, None
+    bench = project.data.validation_benchmarks if project is not None else None
+    return validation, bench if bench is not None and Path(bench).exists() else None
 
 
 def _test_slots(request: TestRequest, observer: Observer) -> list[TestedSlot]:
@@ -178,16 +220,15 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     pickle = slot_dir / "model.pkl"
     if not pickle.exists():
         reason = f"{pickle.relative_to(project.root)} not found: run `nmr build {model.slot}` first"
-        run = RunResult(
-            ERROR, [PENDING, ERROR], None, "", 0.0, None, None, None, reason, pickle, "", "-"
-        )
-        observer.run_done(model.slot, run, streamed=False)
-        return TestedSlot(model.slot, run)
+        return _not_run(model.slot, pickle, reason, observer)
     test_dir = slot_dir / "test"
     test_dir.mkdir(parents=True, exist_ok=True)
     for stale in test_dir.glob("live_predictions-*.csv"):
         stale.unlink()
-    inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
+    try:
+        inputs = choose_live(project, [model], test_dir, request.live, request.benchmarks)
+    except NmrError as error:  # this slot cannot run on these inputs; the others still may
+        return _not_run(model.slot, pickle, str(error), observer)
     pickle_env = None
     if getattr(model, "kind", None) in ("source", "pickle"):
         # user code may import image packages (scikit-learn, torch...): the env adds them at
@@ -207,13 +248,22 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     outcome = TestedSlot(model.slot, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
-            _diagnose(outcome, project, model, pickle, env_python, inputs, observer)
+            _diagnose(outcome, project, model, pickle, env_python, inputs, request, observer)
         except NmrError as error:
             outcome.problems.append(str(error))
     for problem in outcome.problems:
         observer.problem(problem)
     _write_reports(outcome, slot_dir, observer)
     return outcome
+
+
+def _not_run(slot: str, pickle: Path, reason: str, observer: Observer) -> TestedSlot:
+    """An Error outcome for a slot nmr could not run (nothing was learned about the pickle)."""
+    run = RunResult(
+        ERROR, [PENDING, ERROR], None, "", 0.0, None, None, None, reason, pickle, "", "-"
+    )
+    observer.run_done(slot, run, streamed=False)
+    return TestedSlot(slot, run)
 
 
 def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> None:
@@ -240,22 +290,26 @@ def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> 
         observer.report(outcome.report, latest)
 
 
-def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> None:
+def _diagnose(outcome, project, model, pickle, env_python, inputs, request, observer) -> None:
     from builder.diagnostics import check_fidelity
 
     outcome.fidelity = check_fidelity(pickle, env_python, inputs.live, model)
     for member in outcome.fidelity.members:
-        if not member.ok:
+        if member.input_differs:
+            outcome.problems.append(
+                f"fidelity: the pickle hands {Path(member.artifact).name} other values than the "
+                f"live data's (as {member.input_dtype})"
+            )
+        if not member.ok and member.max_abs_diff is not None and not member.skipped:
             outcome.problems.append(
                 f"fidelity: {Path(member.artifact).name} differs from {member.format} by "
-                f"{member.max_abs_diff:.3g} (tolerance {member.tolerance:g})"
+                f"{member.max_abs_diff:.3g} (tolerance {member.tolerance:g}) on the "
+                f"{member.input_dtype} input the pickle hands it"
             )
     observer.fidelity(outcome.fidelity)
-    validation = project.data.validation
-    if validation is None or not Path(validation).exists():
+    validation, bench = _validation_files(request, project)
+    if validation is None:
         return
-    bench = project.data.validation_benchmarks
-    bench = bench if bench is not None and Path(bench).exists() else None
     scoring = {
         "features": list(model.features),
         "bmc_benchmark": project.data.bmc_benchmark,
@@ -289,18 +343,15 @@ def _synthetic(inputs: LiveInputs, model) -> list[str]:
     if inputs.live_source == SYNTHETIC:
         labels.append("live data: synthetic (no live file), so the predictions are too")
     if inputs.synthetic_benchmarks:
+        why = "for the synthetic live ids" if inputs.live_source == SYNTHETIC else "no file"
+        head = f"benchmarks: synthetic ({why}); "
         if model is None:
             labels.append(
-                "benchmarks: synthetic (no live benchmarks file); a 2-argument pickle's "
-                "predictions depend on them if it reads live_benchmark_models"
+                head + "a 2-argument pickle's predictions depend on them if it reads "
+                "live_benchmark_models"
             )
-        else:
-            steps = benchmark_steps([model])
-            if steps:
-                labels.append(
-                    f"benchmarks: synthetic (no live benchmarks file); the predictions depend "
-                    f"on them through {', '.join(steps)}"
-                )
+        elif steps := benchmark_steps([model]):
+            labels.append(head + f"the predictions depend on them through {', '.join(steps)}")
     return labels
 
 

@@ -135,3 +135,42 @@ def test_onnx_members_may_differ_by_1e5_relative_but_not_more(tmp_path):
     assert within.ok and within.tolerance == 1e-5
     assert not beyond.ok
     assert beyond.max_abs_diff > within.max_abs_diff > 0
+
+
+# Runs in the runtime's Python: the bundle now hands its members -1 where the live data has NaN
+# (a conversion bug of the kind an int8 fast path could have), through its own predict.
+_FILLS_NAN = r"""
+import sys
+
+import cloudpickle
+import pandas as pd
+
+model = pd.read_pickle(sys.argv[1])
+
+
+class FillsNan(type(model)):
+    def predict(self, live_features, live_benchmark_models=None):
+        return super().predict(live_features.fillna(-1.0), live_benchmark_models)
+
+
+model.__class__ = FillsNan
+with open(sys.argv[2], "wb") as handle:
+    cloudpickle.dump(model, handle)
+"""
+
+
+def test_a_member_handed_other_values_than_the_live_data_fails(built, tmp_path):
+    import subprocess
+
+    broken = tmp_path / "fills_nan.pkl"
+    subprocess.run(
+        [built["python"], "-c", _FILLS_NAN, str(built["pickle"]), str(broken)],
+        check=True,
+        capture_output=True,
+    )
+    report = check_fidelity(broken, built["python"], built["live"], built["model"])
+    (member,) = report.members
+    assert member.input_differs
+    assert not report.ok
+    healthy = check_fidelity(built["pickle"], built["python"], built["live"], built["model"])
+    assert not healthy.members[0].input_differs

@@ -150,16 +150,20 @@ def test_nmr_test_live_without_benchmarks_blends_the_project_benchmarks(copy):
 
 def test_nmr_test_refuses_live_ids_the_benchmark_file_lacks_for_blend_benchmark(copy):
     live = _live_copy(copy, "my_live.parquet", extra_rows=3)
-    done = invoke("test", "blended", "--live", live)
+    done = invoke("test", "blended", "example_model", "--live", live, "--no-diagnostics")
     assert done.exit_code == 1
-    assert "blend_benchmark needs live benchmarks for every live id" in done.output
+    assert "blended: Pending -> Error" in done.output
+    assert "reason: blend_benchmark needs live benchmarks for every live id" in done.output
     assert "lacks 3 of the 503 ids" in done.output
     assert "Traceback" not in done.output
+    # the other slot reads no benchmarks: it still runs, and is told what the file lacks
+    assert "example_model: Pending -> Running -> Validating -> Success" in done.output
+    assert "note: live_benchmark_models.parquet lacks 3 of the 503 live ids" in done.output
 
 
 def test_synthetic_benchmarks_label_the_predictions_that_depend_on_them(copy):
     (copy / "data" / "live_benchmark_models.parquet").unlink()
-    label = "benchmarks: synthetic (no live benchmarks file); the predictions depend on them"
+    label = "benchmarks: synthetic (no file); the predictions depend on them"
     text = invoke("test", "blended", "--no-diagnostics")
     assert text.exit_code == 0, text.output
     assert f"note: {label} through blend_benchmark" in text.output
@@ -177,3 +181,32 @@ def test_synthetic_benchmarks_label_nothing_for_a_slot_that_does_not_read_them(c
     (result,) = json.loads(done.output)
     assert result["inputs"]["benchmarks_source"] == "synthetic"
     assert result["synthetic"] == []
+
+
+def test_synthetic_live_data_labels_the_predictions_and_the_benchmarks_made_for_it(copy):
+    (copy / "data" / "live.parquet").unlink()
+    done = invoke("test", "blended", "--no-diagnostics", "--json")
+    assert done.exit_code == 0, done.output
+    (result,) = json.loads(done.output)
+    assert result["inputs"]["live_source"] == "synthetic"
+    assert result["synthetic"] == [
+        "live data: synthetic (no live file), so the predictions are too",
+        "benchmarks: synthetic (for the synthetic live ids); the predictions depend on them "
+        "through blend_benchmark",
+    ]
+
+
+def test_apply_local_test_refuses_benchmarks_lacking_live_ids_for_blend_benchmark(copy):
+    from builder.deploy.desired import local_tester
+    from builder.deploy.plan import DesiredSlot
+
+    bench_path = copy / "data" / "live_benchmark_models.parquet"
+    bench = pd.read_parquet(bench_path)
+    bench.iloc[4:].to_parquet(bench_path)  # 4 live ids lost
+    project = load(copy / "numerai.yaml")
+    pickle = copy / "build" / "blended" / "model.pkl"
+    want = DesiredSlot("blended", "0" * 64, pickle, project.model("blended").runtime, "v5.2")
+    ok, log = local_tester(project, copy / ".nmr")(want)
+    assert not ok
+    assert "ERROR:root:blend_benchmark needs live benchmarks for every live id" in log
+    assert "lacks 4 of the 500 ids" in log

@@ -1,9 +1,13 @@
 """Fidelity: does the pickle's compiled model say what the native library says?
 
-The pickle is loaded by the runtime's own Python (``model_child.py fidelity``), which returns
-each member's preprocessed inputs and raw evaluator output (before postprocessing). The
-builder then asks the native library (``builder.artifacts.reader(fmt).native_predict``) for
-its predictions on exactly those inputs and reports the largest absolute difference.
+The pickle is loaded by the runtime's own Python (``model_child.py fidelity``) and predicts
+the live frame through its own call, as numerai-predict calls it, so each member's evaluator
+runs on the array the shipped pickle hands it (int8 when the bundle keeps Numerai's integer
+features). The child returns each member's raw output (before postprocessing) and the live
+values as float64 after preprocessing; the builder asks the native library
+(``builder.artifacts.reader(fmt).native_predict``) for its predictions on those values and
+reports the largest absolute difference. A member handed other values than the live ones
+(a broken dtype conversion) fails even when its output happens to agree.
 
 Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4): tree
 ensembles reproduce the native library bit for bit (0.0); ONNX graphs match onnxruntime to
@@ -36,6 +40,8 @@ class MemberFidelity:
     tolerance: float
     ok: bool
     skipped: str | None = None  # why the comparison did not run
+    input_dtype: str | None = None  # the dtype the pickle handed the member (e.g. int8)
+    input_differs: bool = False  # the pickle handed the member other values than the live ones
 
 
 @dataclass
@@ -88,7 +94,12 @@ def check_fidelity(pickle_path, python, live_path, model_config, max_rows: int =
         )
     report = FidelityReport()
     for i, member in enumerate(members):
-        report.members.append(compare_member(member, arrays[f"X{i}"], arrays[f"raw{i}"]))
+        result = compare_member(member, arrays[f"X{i}"], arrays[f"raw{i}"])
+        result.input_dtype = meta["dtypes"][i]
+        if not meta["same_input"][i]:
+            result.input_differs = True
+            result.ok = False
+        report.members.append(result)
     return report
 
 

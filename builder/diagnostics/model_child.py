@@ -4,8 +4,14 @@ Two jobs, both needing the pickle loaded by the Python that will load it in prod
 
 ``fidelity PICKLE LIVE OUT.npz MAX_ROWS``
     For an nmr bundle (an object with ``members``, ``feature_names`` and ``preprocessing``):
-    the preprocessed model inputs and each member's raw evaluator output (before any
-    postprocessing), so the builder can compare them with the native library's predictions.
+    the pickle predicts the first MAX_ROWS rows of the live frame through its own call, as
+    numerai-predict calls it (``model(live_features[, benchmarks])``, the frame read whole with
+    ``pd.read_parquet``), while each member's evaluator records the array it is handed (int8
+    when the bundle keeps Numerai's integer features, ``kernels/bundle.py``) and its raw
+    output. Written per member: that raw output, the live values as float64 after the
+    preprocessing steps (what the native library is given), the dtype the evaluator received
+    and whether its values equal the float64 ones. Postprocessing is emptied for this call: it
+    runs after the members, so their inputs are unchanged, and it may need benchmarks.
     Writes ``{"kind": "other"}`` to OUT.json for any other pickle.
 
 ``validate PICKLE VALIDATION BENCHMARKS|- OUT_DIR``
@@ -42,18 +48,49 @@ def fidelity(pickle_path, live_path, out_path, max_rows):
         with open(out_path + ".json", "w") as handle:
             json.dump({"kind": "other"}, handle)
         return
-    live = pd.read_parquet(live_path, columns=list(model.feature_names)).iloc[:max_rows]
-    X = live.to_numpy(dtype=np.float64, na_value=np.nan)
+    live = pd.read_parquet(live_path).iloc[:max_rows]
+    # the reference: the live values as float64, through the preprocessing steps
+    X = live[list(model.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
     for step in model.preprocessing:
         X = step.apply(X)
+    recorders = [_Recorder(member.evaluator) for member in model.members]
+    for member, recorder in zip(model.members, recorders, strict=True):
+        member.evaluator = recorder
+    model.postprocessing = []
+    if len(signature(model).parameters) == 2:
+        model(live, None)
+    else:
+        model(live)
     arrays = {}
-    for i, member in enumerate(model.members):
-        X_member = np.ascontiguousarray(X[:, member.columns])
-        arrays[f"X{i}"] = X_member
-        arrays[f"raw{i}"] = np.asarray(member.evaluator.predict(X_member), dtype=np.float64)
+    dtypes, same = [], []
+    for i, (member, recorder) in enumerate(zip(model.members, recorders, strict=True)):
+        if recorder.given is None:
+            raise SystemExit(f"member {i} was not evaluated by the pickle's predict")
+        reference = np.ascontiguousarray(X[:, member.columns])
+        arrays[f"X{i}"] = reference
+        arrays[f"raw{i}"] = recorder.raw
+        dtypes.append(str(recorder.given.dtype))
+        given = np.asarray(recorder.given, dtype=np.float64)
+        same.append(bool(np.array_equal(given, reference, equal_nan=True)))
     np.savez(out_path, **arrays)
+    meta = {"kind": "nmr", "members": len(model.members), "dtypes": dtypes, "same_input": same}
     with open(out_path + ".json", "w") as handle:
-        json.dump({"kind": "nmr", "members": len(model.members)}, handle)
+        json.dump(meta, handle)
+
+
+class _Recorder:
+    """Stands in for a member's evaluator: records what the bundle hands it and what it says."""
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+        self.given = None
+        self.raw = None
+
+    def predict(self, X):
+        raw = self.evaluator.predict(X)
+        self.given = X
+        self.raw = np.asarray(raw, dtype=np.float64)
+        return raw
 
 
 def validate(pickle_path, validation_path, benchmarks_path, out_dir):
