@@ -124,9 +124,7 @@ def test_function_on_an_artifact_slot_is_refused(project):
 
 def test_preprocessing_on_a_source_slot_is_refused(project):
     problem = _only(
-        problems_of(
-            project, "m:\n  source: src/predict.py\n  preprocessing:\n    - clip: {min: 0}"
-        )
+        problems_of(project, "m:\n  source: src/predict.py\n  preprocessing:\n    - clip: {min: 0}")
     )
     assert problem.path == "models.m.preprocessing"
     assert "does not apply to a source: slot" in problem.message
