@@ -25,6 +25,7 @@ ORDER = (
     "trees.md",
     "trees-xgboost-sklearn.md",
     "catboost.md",
+    "slots.md",
     "onnx.md",
     "test.md",
     "deploy.md",
