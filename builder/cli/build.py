@@ -183,13 +183,12 @@ def _result_dict(project, result) -> dict:
 
 
 def _interpreter_for(pickle_file: Path, runtime: str | None):
-    """The env interpreter of the runtime the pickle was built for, when known."""
-    from builder.env import ensure_env
+    """The env interpreter of the runtime the pickle was built for, when known, with the image
+    packages the pickle imports (a source:/pickle: slot's scikit-learn, say)."""
+    from builder.envextras import env_for_pickle
 
-    if runtime:
-        return ensure_env(runtime).python
-    tag = _locked_runtime(pickle_file)
-    return ensure_env(tag).python if tag else None
+    tag = runtime or _locked_runtime(pickle_file)
+    return env_for_pickle(pickle_file, tag).env.python if tag else None
 
 
 def _locked_runtime(pickle_file: Path) -> str | None:
