@@ -149,3 +149,10 @@ def test_nmr_validate_reports_every_slot_kind_problem_with_exit_code_1(project):
     assert result.exit_code == 1
     assert "models.a.source: source file not found" in result.output
     assert "models.b.function: function does not apply to a pickle: slot" in result.output
+
+
+def test_source_outside_the_project_is_refused(project, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere") / "predict.py"
+    outside.write_text("def predict(live_features): pass\n")
+    problem = _only(problems_of(project, f"m:\n  source: {outside}"))
+    assert "is outside the project" in problem.message
