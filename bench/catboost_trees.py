@@ -8,9 +8,10 @@ Models are CatBoostRegressors (symmetric trees, depth 6, learning_rate 0.05) tra
 synthetic Numerai-shaped data (int8 features in 0..4) and cached in ~/.cache/nmr/bench-catboost.
 Each is compiled and packed by nmr exactly as `nmr build` does (the runtime env's own Python),
 then both methods run in ONE process of the default runtime's env with catboost added at the
-image's pin: the shipped pickle (numpy only) on the 6,720 int8 rows, and `CatBoost.predict(
-prediction_type="RawFormulaVal", thread_count=1)` on the same rows already in float32. Single thread, methods timed in
-rotating order, medians reported; the max abs diff is between the two outputs.
+image's pin: the shipped pickle (numpy only) on the 6,720 int8 rows, and
+`CatBoost.predict(prediction_type="RawFormulaVal", thread_count=1)` on the same rows already
+in float32. Single thread, methods timed in rotating order, medians reported; the max abs diff
+is between the two outputs.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def _render(rows: list[dict], args, tag: str) -> str:
         f"{LIVE_ROWS:,} rows of int8 features in 0..4, in one process of the {tag} env "
         f"(Python {first.get('python')}, numpy {first.get('numpy')}, catboost "
         f"{first.get('catboost')} at the image's pin); native = "
-        '`CatBoost.predict(prediction_type="RawFormulaVal", thread_count=1)`. Medians of the '
+        '`CatBoost.predict(prediction_type="RawFormulaVal", thread_count=1)` on the rows '
+        "already converted to float32 (ours reads the int8 rows). Medians of the "
         "runs, methods in rotating order (the machine is shared: the ratio is the comparable "
         "figure).",
         "",
