@@ -105,3 +105,19 @@ def test_pickle_slot_that_is_not_a_pickle_is_one_clear_error(project):
     assert result.exit_code == 1
     assert "model.pkl is not a pickle file" in result.output
     assert "Traceback" not in result.output
+
+
+def test_every_failing_pickle_slot_is_reported_and_the_good_one_still_builds(project):
+    config = project / "numerai.yaml"
+    config.write_text(
+        config.read_text()
+        + "  bad_a:\n    pickle: legacy/a.pkl\n  bad_b:\n    pickle: legacy/b.pkl\n"
+    )
+    (project / "legacy" / "a.pkl").write_bytes(b"not a pickle")
+    (project / "legacy" / "b.pkl").write_bytes(b"cnot_in_image_xyz\nModel\n)R.")
+    (project / "build").rename(project / "old-build")
+    result = _nmr(project, "build")
+    assert result.exit_code == 1
+    assert "models.bad_a.pickle: a.pkl is not a pickle file" in result.output
+    assert "models.bad_b.pickle: the pickle imports not_in_image_xyz" in result.output
+    assert (project / "build" / "legacy" / "model.pkl").is_file()
