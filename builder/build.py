@@ -88,13 +88,20 @@ def build_project(
     if shipped:
         from builder.shipped import build_shipped
 
+        failed = []  # every failing slot is reported, not only the first
         for model, inputs, changed, pickle_path in shipped:
-            entry = build_shipped(project, model, inputs, pickle_path, python)
+            try:
+                entry = build_shipped(project, model, inputs, pickle_path, python)
+            except NmrError as error:
+                failed.append(str(error))
+                continue
             lock["slots"][model.slot] = entry
             results[model.slot] = _result(model, pickle_path, entry, True, "built", changed)
             if log is not None:
                 log(results[model.slot])
             locks.write_lock(project, _pruned(project, lock, slots))
+        if failed:
+            raise NmrError("\n".join(failed))
     if todo:
         from builder.bundle import compile_members, make_bundle
 

@@ -111,7 +111,7 @@ def inspect(
     if not pickle_file.is_file():
         raise NmrError(f"{pickle_file}: no such file")
     tag = runtime or _locked_runtime(pickle_file)
-    interpreter = python or _interpreter_for(tag)
+    interpreter = python or _interpreter_for(pickle_file, runtime)
     info = inspect_pickle(pickle_file, interpreter, tag or runtimes.default_tag())
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))
@@ -278,11 +278,21 @@ def _availability(entry: dict) -> str:
     return f"{has}, this env does not (`nmr test --pickle` adds the image's packages)"
 
 
-def _interpreter_for(tag: str | None):
-    """The env interpreter of the runtime the pickle was built for, when known."""
+def _interpreter_for(pickle_file: Path, runtime: str | None):
+    """The interpreter to load the pickle with. A pickle nmr built (it is in numerai.lock) loads
+    in the env nmr test and apply run it in: the runtime's, plus the image packages a source: or
+    pickle: slot imports. Any other pickle loads in the runtime's base env, and the module lines
+    say what the image would add."""
     from builder.env import ensure_env
+    from builder.envextras import env_for_pickle
 
-    return ensure_env(tag).python if tag else None
+    locked = _locked_runtime(pickle_file)
+    tag = runtime or locked
+    if tag is None:
+        return None
+    if locked is not None:
+        return env_for_pickle(pickle_file, tag).env.python
+    return ensure_env(tag).python
 
 
 def _locked_runtime(pickle_file: Path) -> str | None:

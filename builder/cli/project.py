@@ -259,11 +259,24 @@ def _summary(project) -> dict:
                 "preprocessing": [step.name for step in model.preprocessing],
                 "postprocessing": [step.name for step in model.postprocessing],
                 "raw_output": model.raw_output,
+                **_shipped_summary(model),
             }
             for model in project.models
         ],
         "problems": [],
     }
+
+
+def _shipped_summary(model) -> dict:
+    """The kind of a slot, and for source:/pickle: slots the file (and function) it ships."""
+    out = {"kind": model.kind}
+    if model.source is not None:
+        out["source"] = {"path": str(model.source.path), "function": model.source.function}
+    if model.pickle is not None:
+        out["pickle"] = {"path": str(model.pickle.path)}
+    if model.source is not None or model.pickle is not None:
+        out["n_features"] = len(model.features)
+    return out
 
 
 def _describe(model) -> str:
@@ -273,10 +286,17 @@ def _describe(model) -> str:
             f"{member.format} {member.artifact.name} ({len(member.features)} features, {features})"
         )
 
-    if model.ensemble:
+    if model.source is not None:
+        body = f"source {model.source.path.name}:{model.source.function} (packed by the runtime)"
+    elif model.pickle is not None:
+        body = f"pickle {model.pickle.path.name} (shipped as is)"
+    elif model.ensemble:
         parts = ", ".join(f"{m.weight:g} x {member_text(m)}" for m in model.members)
         body = f"ensemble of {len(model.members)}: {parts}"
     else:
         body = member_text(model.members[0])
-    post = ", ".join(step.name for step in model.postprocessing) or "raw output"
+    shipped = model.source is not None or model.pickle is not None
+    post = ", ".join(step.name for step in model.postprocessing) or (
+        "its own output" if shipped else "raw output"
+    )
     return f"{body}; then {post}; runtime {model.runtime}"

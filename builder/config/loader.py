@@ -310,6 +310,12 @@ class _Resolver:
             self.problem((*base, key), f"{key} file not found: {path}")
         elif key == "source" and path.suffix != ".py":
             self.problem((*base, key), f"{raw[key]!r} is not a Python file (.py)")
+        elif key == "source" and not path.is_relative_to(self.root.resolve()):
+            # its project modules and the files it reads are found and hashed under the root
+            self.problem(
+                (*base, key),
+                f"{raw[key]!r} is outside the project: put the source under {self.root}",
+            )
         for other in ("format", "preprocessing"):
             if other in raw:
                 self.problem(
