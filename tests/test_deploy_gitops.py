@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,13 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from tests.buildkit import train_lightgbm
+from tests.deploy_support import git as _git
 
 pytest.importorskip("lightgbm")
 
 
 def _nmr(project: Path, *args: str):
     return CliRunner().invoke(app, [*args, "-f", str(project / "numerai.yaml")])
-
-
-def _git(project: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
 
 
 def _edit_like_a_pull_request(project: Path) -> None:
