@@ -226,3 +226,11 @@ def test_cli_apply_with_disable_webhook_clears_it_and_deploys(hooked):
         applied.stdout
     )
     assert _assigned(hooked, "example_ensemble") != before
+
+
+def test_status_says_which_slot_has_a_compute_webhook(hooked):
+    rows = json.loads(_nmr(hooked, "status", "--sandbox", "--json").stdout)["slots"]
+    assert {row["slot"]: row["compute_webhook"] for row in rows} == {
+        "example_model": False,
+        "example_ensemble": True,
+    }

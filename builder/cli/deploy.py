@@ -175,6 +175,7 @@ def status(
                 "pickle_filename": assigned.filename if assigned else None,
                 "validation_status": assigned.validation_status if assigned else None,
                 "trigger_status": assigned.trigger_status if assigned else None,
+                "compute_webhook": bool(slot and slot.webhook),
             }
         )
     if as_json:
@@ -189,9 +190,10 @@ def status(
         pickle = row["pickle_sha256_prefix"] or (
             "(not nmr)" if row["pickle_filename"] else "(none)"
         )
+        webhook = "  (compute webhook set: uploads are refused)" if row["compute_webhook"] else ""
         typer.echo(
             f"{row['slot']:<{width}}  {pickle:<16}  {row['validation_status'] or '-':<10}  "
-            f"{row['trigger_status'] or '-'}"
+            f"{row['trigger_status'] or '-'}{webhook}"
         )
 
 
