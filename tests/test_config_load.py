@@ -490,3 +490,32 @@ def test_normalized_config_is_the_same_for_a_copy_at_another_path(project, tmp_p
         "feature_columns": ["feature_c"],
     }
     assert json.loads(json.dumps(a)) == a
+
+
+def test_deploy_disable_webhook_defaults_to_false_and_can_be_set(project):
+    loaded = load_text(
+        project,
+        """
+        version: 1
+        models:
+          plain: {artifact: artifacts/a.txt, features: small}
+          hooked: {artifact: artifacts/a.txt, features: small, deploy: {disable_webhook: true}}
+        """,
+    )
+    assert [m.deploy.disable_webhook for m in loaded.models] == [False, True]
+
+
+def test_deploy_disable_webhook_that_is_not_a_boolean_names_its_place(project):
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            project,
+            """
+            version: 1
+            models:
+              hooked: {artifact: artifacts/a.txt, features: small, deploy: {disable_webhook: "yes"}}
+            """,
+        )
+    assert str(caught.value).endswith(
+        "numerai.yaml:3:82: models.hooked.deploy.disable_webhook: expected true or false, "
+        "got a string 'yes'"
+    )
