@@ -53,3 +53,18 @@ def test_a_pickle_built_elsewhere_has_no_manifest(tmp_path):
     _git(tmp_path, "add", "numerai.lock")
     _git(tmp_path, "commit", "-qm", "build")
     assert manifest.find(tmp_path, SHA_OLD[:16]) == (None, None)
+
+
+def test_several_pickles_are_found_in_one_pass_over_the_history(tmp_path):
+    _git(tmp_path, "init", "-q")
+    for sha in (SHA_OLD, SHA_NEW):
+        _write_lock(tmp_path, _made(sha))
+        _git(tmp_path, "add", "numerai.lock")
+        _git(tmp_path, "commit", "-qm", sha[:8])
+    (tmp_path / "numerai.lock").unlink()
+
+    found = manifest.find_all(tmp_path, [SHA_OLD[:16], SHA_NEW[:16], "f" * 16])
+
+    assert found[SHA_OLD[:16]][0]["pickle_sha256"] == SHA_OLD
+    assert found[SHA_NEW[:16]][0]["pickle_sha256"] == SHA_NEW
+    assert found["f" * 16] == (None, None)
