@@ -12,8 +12,8 @@ Every build writes it twice:
   that has only a checkout finds the manifest of an older pickle in the git history of
   numerai.lock.
 
-``find(project_root, sha_prefix)`` looks a pickle up by the hash prefix nmr puts in uploaded
-filenames: the store first, then numerai.lock as it is now, then every committed version of
+``find(project_root, sha_prefix)`` (``find_all`` for several) looks a pickle up by the hash
+prefix nmr puts in uploaded filenames: the store first, then numerai.lock as it is now, then every committed version of
 numerai.lock (``git log`` + ``git show <rev>:<path>``). ``nmr plan`` diffs the manifest found for
 the remote slot's pickle against the one of the new build (builder.deploy.diff).
 """
@@ -152,27 +152,52 @@ def save(project_root: Path, manifest: dict) -> Path:
 def find(project_root: Path, sha_prefix: str) -> tuple[dict | None, str | None]:
     """The manifest of the pickle whose sha256 starts with ``sha_prefix`` and where it was
     found ("store", "numerai.lock", "numerai.lock at <rev>"), or (None, None)."""
+    return find_all(project_root, [sha_prefix])[sha_prefix]
+
+
+def find_all(project_root: Path, sha_prefixes) -> dict[str, tuple[dict | None, str | None]]:
+    """``find`` for several prefixes, reading the git history of numerai.lock at most once."""
     root = Path(project_root)
-    store = root / STORE_DIR
-    if store.is_dir():
-        for path in sorted(store.glob(f"{sha_prefix}*.json")):
-            try:
-                return json.loads(path.read_text(encoding="utf-8")), "store"
-            except (OSError, ValueError):
-                continue  # a damaged entry: the lock and its history may still have it
     lock = root / LOCK_NAME
-    if lock.is_file():
-        found = _in_lock_text(lock.read_text(encoding="utf-8"), sha_prefix)
-        if found is not None:
-            return found, LOCK_NAME
-    for rev, text in _lock_history(root):
-        found = _in_lock_text(text, sha_prefix)
-        if found is not None:
-            return found, f"{LOCK_NAME} at {rev[:12]}"
-    return None, None
+    lock_text = lock.read_text(encoding="utf-8") if lock.is_file() else None
+    found: dict[str, tuple[dict | None, str | None]] = {}
+    missing = []
+    for prefix in dict.fromkeys(sha_prefixes):
+        manifest = _in_store(root, prefix)
+        if manifest is not None:
+            found[prefix] = (manifest, "store")
+            continue
+        manifest = _in_lock_text(lock_text, prefix) if lock_text else None
+        if manifest is not None:
+            found[prefix] = (manifest, LOCK_NAME)
+            continue
+        found[prefix] = (None, None)
+        missing.append(prefix)
+    if missing:
+        for rev, text in _lock_history(root):
+            for prefix in list(missing):
+                manifest = _in_lock_text(text, prefix)
+                if manifest is not None:
+                    found[prefix] = (manifest, f"{LOCK_NAME} at {rev[:12]}")
+                    missing.remove(prefix)
+            if not missing:
+                break
+    return found
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _in_store(root: Path, sha_prefix: str) -> dict | None:
+    store = root / STORE_DIR
+    if not store.is_dir():
+        return None
+    for path in sorted(store.glob(f"{sha_prefix}*.json")):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a damaged entry: the lock and its history may still have it
+    return None
 
 
 def _in_lock_text(text: str, sha_prefix: str) -> dict | None:

@@ -96,3 +96,33 @@ def assigned_filename(server: SandboxServer, slot: str) -> str | None:
         (slot,),
     )
     return row["filename"] if row else None
+
+
+def git(project: Path, *args: str) -> None:
+    """Run git in ``project`` as a CI runner would (an identity for commits, output captured)."""
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+
+
+def sample_manifest(sha256: str, proportion: float = 0.5, slot: str = "my_model") -> dict:
+    """A small build manifest: one neutralize step whose proportion the tests vary."""
+    from builder import manifest
+
+    return manifest.make(
+        slot=slot,
+        config={"postprocessing": [{"name": "neutralize", "params": {"proportion": proportion}}]},
+        features=["feature_0001"],
+        runtime=default_tag(),
+        image=default_tag().partition(":")[0],
+        data_version="v5.2",
+        artifacts=[],
+        kernels_sha256="k" * 64,
+        nmr_version="0.1.0",
+        pickle_sha256=sha256,
+    )

@@ -161,3 +161,10 @@ def test_onnx_summary_names_ops_and_shapes():
     assert describe(entry) == (
         "~ artifact m.onnx: ops {Gemm: 2, Relu: 1} -> {Gemm: 3, Relu: 2} (sha aaaaaa -> bbbbbb)"
     )
+
+
+def test_a_changed_ensemble_weight_names_the_member():
+    def edit(m):
+        m["config"]["members"][0]["weight"] = 0.5
+
+    assert _lines(_manifest(), _manifest(edit=edit)) == ["~ ensemble[0].weight: 1.0 -> 0.5"]

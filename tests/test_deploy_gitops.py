@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,21 +17,13 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from tests.buildkit import train_lightgbm
+from tests.deploy_support import git as _git
 
 pytest.importorskip("lightgbm")
 
 
 def _nmr(project: Path, *args: str):
     return CliRunner().invoke(app, [*args, "-f", str(project / "numerai.yaml")])
-
-
-def _git(project: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
 
 
 def _edit_like_a_pull_request(project: Path) -> None:
@@ -235,3 +226,11 @@ def test_cli_apply_with_disable_webhook_clears_it_and_deploys(hooked):
         applied.stdout
     )
     assert _assigned(hooked, "example_ensemble") != before
+
+
+def test_status_says_which_slot_has_a_compute_webhook(hooked):
+    rows = json.loads(_nmr(hooked, "status", "--sandbox", "--json").stdout)["slots"]
+    assert {row["slot"]: row["compute_webhook"] for row in rows} == {
+        "example_model": False,
+        "example_ensemble": True,
+    }

@@ -10,6 +10,7 @@ import pytest
 from builder.deploy.plan import DesiredSlot, from_json, make_plan, render_text, to_json
 from builder.deploy.state import RemotePickle, RemoteSlot, sha_prefix, upload_filename
 from builder.errors import NmrError
+from tests.deploy_support import sample_manifest
 
 NEW = "ab" * 32
 OLD = "cd" * 32
@@ -123,20 +124,7 @@ def test_same_pickle_on_another_docker_image_is_an_update_saying_why():
 
 
 def _manifest_for(sha256: str, proportion: float) -> dict:
-    from builder import manifest
-
-    return manifest.make(
-        slot="alice",
-        config={"postprocessing": [{"name": "neutralize", "params": {"proportion": proportion}}]},
-        features=["feature_0001"],
-        runtime=TAG,
-        image="numerai_predict_py_3_12",
-        data_version="v5.2",
-        artifacts=[],
-        kernels_sha256="k" * 64,
-        nmr_version="0.1.0",
-        pickle_sha256=sha256,
-    )
+    return sample_manifest(sha256, proportion, slot="alice")
 
 
 def _want_built(proportion=0.7):

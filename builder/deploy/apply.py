@@ -7,6 +7,11 @@ it succeeded, trigger when asked. Any failure leaves the previously assigned pic
 the only step that changes what a slot runs is the final ``assignPickleToModel``. Re-running
 converges: an uploaded-but-unassigned pickle is found and reused, never uploaded again.
 
+A slot with a compute webhook is refused before anything is uploaded (Numerai takes no pickle
+on such a slot, per its FAQ), unless its ``deploy.disable_webhook`` lets apply clear the webhook
+just before the upload; an upload refused for a webhook that the plan could not see is reported
+with the same fix.
+
 Slots are applied concurrently by a bounded thread pool (``parallel``, default 4; the work is
 waiting on the network and on Numerai's validation, not CPU). Each slot's failure is caught in
 its own worker and becomes that slot's outcome, so it never stops, delays or changes another

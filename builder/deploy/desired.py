@@ -124,7 +124,8 @@ def previous_manifests(project: Project, remote_prefixes) -> dict[str, dict | No
     the local store, then numerai.lock and its git history); None where none is found."""
     from builder import manifest
 
-    return {prefix: manifest.find(project.root, prefix)[0] for prefix in set(remote_prefixes)}
+    found = manifest.find_all(project.root, remote_prefixes)
+    return {prefix: made for prefix, (made, _where) in found.items()}
 
 
 def _desired(project: Project, model: ModelConfig, sha256, path) -> DesiredSlot:

@@ -91,19 +91,29 @@ def _features(old: dict | None, new: dict | None) -> list[dict]:
     ]
 
 
-def _steps(stage: str, old: list[dict], new: list[dict]) -> list[dict]:
-    entries: list[dict] = []
-    matcher = difflib.SequenceMatcher(
-        a=[s["name"] for s in old], b=[s["name"] for s in new], autojunk=False
-    )
+def _align(old_keys: list, new_keys: list):
+    """Yield ("=", i, j) for matched items, ("-", i, None) and ("+", None, j) for the rest,
+    aligned like difflib aligns lines (so one insertion does not shift every later item)."""
+    matcher = difflib.SequenceMatcher(a=old_keys, b=new_keys, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
-                entries += _step_fields(f"{stage}[{j}].{new[j]['name']}", old[i], new[j])
+                yield "=", i, j
             continue
         for i in range(i1, i2):
-            entries.append(_entry("-", f"{stage}[{i}]", _step_value(old[i]), None))
+            yield "-", i, None
         for j in range(j1, j2):
+            yield "+", None, j
+
+
+def _steps(stage: str, old: list[dict], new: list[dict]) -> list[dict]:
+    entries: list[dict] = []
+    for op, i, j in _align([s["name"] for s in old], [s["name"] for s in new]):
+        if op == "=":
+            entries += _step_fields(f"{stage}[{j}].{new[j]['name']}", old[i], new[j])
+        elif op == "-":
+            entries.append(_entry("-", f"{stage}[{i}]", _step_value(old[i]), None))
+        else:
             entries.append(_entry("+", f"{stage}[{j}]", None, _step_value(new[j])))
     return entries
 
@@ -138,24 +148,19 @@ def _members(before: dict, after: dict) -> list[dict]:
     old_members = before["config"].get("members") or []
     new_members = after["config"].get("members") or []
     entries: list[dict] = []
-    matcher = difflib.SequenceMatcher(
-        a=[a["path"] for a in old_files], b=[a["path"] for a in new_files], autojunk=False
-    )
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
-                old, new = old_files[i], new_files[j]
-                if old.get("sha256") != new.get("sha256"):
-                    entries.append(_entry("~", f"artifact {new['path']}", old, new))
-                old_weight = _weight(old_members, i)
-                new_weight = _weight(new_members, j)
-                if old_weight != new_weight:
-                    entries.append(_entry("~", f"ensemble[{j}].weight", old_weight, new_weight))
-            continue
-        for i in range(i1, i2):
+    for op, i, j in _align([a["path"] for a in old_files], [a["path"] for a in new_files]):
+        if op == "-":
             entries.append(_entry("-", f"artifact {old_files[i]['path']}", old_files[i], None))
-        for j in range(j1, j2):
+            continue
+        if op == "+":
             entries.append(_entry("+", f"artifact {new_files[j]['path']}", None, new_files[j]))
+            continue
+        old, new = old_files[i], new_files[j]
+        if old.get("sha256") != new.get("sha256"):
+            entries.append(_entry("~", f"artifact {new['path']}", old, new))
+        old_weight, new_weight = _weight(old_members, i), _weight(new_members, j)
+        if old_weight != new_weight:
+            entries.append(_entry("~", f"ensemble[{j}].weight", old_weight, new_weight))
     return entries
 
 

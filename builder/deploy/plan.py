@@ -1,4 +1,4 @@
-"""The plan: what apply would change, per model slot, as a value with two renderers.
+"""The plan: what apply would change, per model slot, as a value with separate renderers.
 
 ``make_plan(desired, remote, ...)`` is a pure diff of the desired state (numerai.yaml +
 numerai.lock / the build) against the live remote state; ``render_text``, ``render_markdown`` and
@@ -23,6 +23,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from builder.deploy.diff import describe, diff
 from builder.deploy.state import HASH_CHARS, RemoteSlot, fingerprint
 from builder.errors import NmrError
 
@@ -166,8 +167,6 @@ WEBHOOK_BLOCKS = "compute webhook set; the upload would be refused"
 
 def detail_lines(change: SlotChange) -> list[str]:
     """The attribute-level lines under one slot (shared by the text and markdown renderers)."""
-    from builder.deploy.diff import describe
-
     lines = [describe(entry) for entry in change.details]
     if change.details_note:
         lines.append(f"({change.details_note})")
@@ -201,12 +200,8 @@ def render_markdown(plan: Plan) -> str:
             continue
         new = _short(change.new_sha256) or "(known after build)"
         old = change.old_sha or ("(not built by nmr)" if change.old_filename else "(none)")
-        flag = (
-            " :warning: compute webhook set; the upload would be refused"
-            if (change.webhook_blocks)
-            else ""
-        )
-        body = [f"{reason}" for reason in change.reasons] + detail_lines(change)
+        flag = f" :warning: {WEBHOOK_BLOCKS}" if change.webhook_blocks else ""
+        body = [*change.reasons, *detail_lines(change)]
         lines += [
             "<details>",
             f"<summary><code>{change.symbol} {change.slot}</code> {_ACTIONS[change.action]}"
@@ -317,8 +312,6 @@ def _diff_slot(
 
 def _details(want: DesiredSlot, assigned, action: str, previous: dict):
     """(attribute diff, note) of a slot: what changed since the remote pickle was built."""
-    from builder.deploy.diff import diff
-
     if action not in ("update", "drift") or assigned is None:
         return (), None
     if assigned.sha_prefix is None:
