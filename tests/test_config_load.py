@@ -494,10 +494,6 @@ def test_normalized_config_is_the_same_for_a_copy_at_another_path(project, tmp_p
 
 def test_ensemble_member_keeps_its_own_preprocessing_apart_from_the_models(project):
     model = load_text(
-
-
-def test_deploy_disable_webhook_defaults_to_false_and_can_be_set(project):
-    loaded = load_text(
         project,
         """
         version: 1
@@ -521,16 +517,6 @@ def test_deploy_disable_webhook_defaults_to_false_and_can_be_set(project):
 
 
 def test_an_unknown_step_in_a_members_preprocessing_is_reported_at_its_place(project):
-
-
-          plain: {artifact: artifacts/a.txt, features: small}
-          hooked: {artifact: artifacts/a.txt, features: small, deploy: {disable_webhook: true}}
-        """,
-    )
-    assert [m.deploy.disable_webhook for m in loaded.models] == [False, True]
-
-
-def test_deploy_disable_webhook_that_is_not_a_boolean_names_its_place(project):
     with pytest.raises(ConfigError) as caught:
         load_text(
             project,
@@ -549,6 +535,26 @@ def test_deploy_disable_webhook_that_is_not_a_boolean_names_its_place(project):
     assert "rank_per_era is a postprocessing step" in problem.message
 
 
+def test_deploy_disable_webhook_defaults_to_false_and_can_be_set(project):
+    loaded = load_text(
+        project,
+        """
+        version: 1
+        models:
+          plain: {artifact: artifacts/a.txt, features: small}
+          hooked: {artifact: artifacts/a.txt, features: small, deploy: {disable_webhook: true}}
+        """,
+    )
+    assert [m.deploy.disable_webhook for m in loaded.models] == [False, True]
+
+
+def test_deploy_disable_webhook_that_is_not_a_boolean_names_its_place(project):
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            project,
+            """
+            version: 1
+            models:
               hooked: {artifact: artifacts/a.txt, features: small, deploy: {disable_webhook: "yes"}}
             """,
         )
