@@ -41,6 +41,7 @@ class TestRequest:
     with_dists: tuple[str, ...] = ()  # --pickle: image packages to add
     scan: bool = True  # --pickle: add the image packages the pickle imports
     debug: bool = False  # predict.py --debug
+    features: str | None = None  # --pickle: feature set name or comma-separated columns
 
 
 @dataclass
@@ -166,8 +167,8 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
     validation, bench = _validation_files(request, project)
     if run.ok and request.diagnostics and validation is not None:
         # scored like a slot (same child, metrics and report), so the two compare directly;
-        # exposure and FNC use every feature column, the pickle's own columns being unknown
-        scoring = {"out_dir": directory}
+        # exposure and FNC use --features, else every feature column (its own are unknown)
+        scoring = {"out_dir": directory, "features": _pickle_features(request.features, project)}
         if project is not None:
             scoring.update(
                 bmc_benchmark=project.data.bmc_benchmark, data_version=project.data.version
@@ -182,6 +183,25 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
         observer.problem(problem)
     _write_reports(outcome, directory, observer)
     return outcome
+
+
+def _pickle_features(spec: str | None, project) -> list[str] | None:
+    """--features for a hand-made pickle: a feature set of the project's features.json, or
+    comma-separated column names; None (every feature column) when not given."""
+    if spec is None:
+        return None
+    if "," in spec or project is None:
+        return [name.strip() for name in spec.split(",") if name.strip()]
+    from builder.config.loader import _read_feature_sets
+
+    path = project.data.features_json
+    sets, problem = _read_feature_sets(path)
+    if sets is not None and spec in sets:
+        return list(sets[spec])
+    if spec.startswith("feature_"):
+        return [spec]
+    known = f" (known: {', '.join(sets)})" if sets else f" ({problem})"
+    raise NmrError(f"--features {spec!r}: not a feature set in {path}{known}")
 
 
 def _validation_files(request: TestRequest, project) -> tuple[Path | None, Path | None]:

@@ -299,7 +299,10 @@ def test_a_hand_made_pickle_is_scored_with_the_same_validation_table_as_a_slot(i
     assert slot.exit_code == 0, slot.output
     pickle = in_project / "hand_made.pkl"
     shutil.copyfile(in_project / "build" / "example_model" / "model.pkl", pickle)
-    done = invoke("test", "--pickle", pickle)
+    from builder.config import load
+
+    features = load(in_project / "numerai.yaml").models[0].features
+    done = invoke("test", "--pickle", pickle, "--features", ",".join(features))
     assert done.exit_code == 0, done.output
     assert "validation (8 eras)" in done.output
     assert len(_validation_lines(slot.output)) >= 6

@@ -210,3 +210,18 @@ def test_apply_local_test_refuses_benchmarks_lacking_live_ids_for_blend_benchmar
     assert not ok
     assert "ERROR:root:blend_benchmark needs live benchmarks for every live id" in log
     assert "lacks 4 of the 500 ids" in log
+
+
+def test_pickle_features_resolve_a_feature_set_name_and_refuse_an_unknown_one(tmp_path):
+    from types import SimpleNamespace
+
+    from builder.testing import _pickle_features
+
+    path = tmp_path / "features.json"
+    path.write_text(json.dumps({"feature_sets": {"small": ["feature_a", "feature_b"]}}))
+    project = SimpleNamespace(data=SimpleNamespace(features_json=path))
+    assert _pickle_features("small", project) == ["feature_a", "feature_b"]
+    assert _pickle_features("feature_a, feature_c", project) == ["feature_a", "feature_c"]
+    assert _pickle_features(None, project) is None
+    with pytest.raises(NmrError, match=r"--features 'large': not a feature set .*known: small"):
+        _pickle_features("large", project)

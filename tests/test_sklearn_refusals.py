@@ -123,7 +123,10 @@ def test_nmr_build_refuses_the_step_in_one_line_naming_the_config_place(tmp_path
     done = CliRunner().invoke(app, ["build", "-f", str(tmp_path / "numerai.yaml")])
     assert done.exit_code == 1
     lines = done.output.strip().splitlines()
-    assert len(lines) == 1, done.output
+    # one located line for the slot, then the build's summary of failed slots
+    assert len(lines) == 2 and lines[1] == "error: 1 of 1 slot(s) failed to build: logs", (
+        done.output
+    )
     assert "numerai.yaml:" in lines[0] and "models.logs.artifact:" in lines[0]
     assert "Pipeline step 'functiontransformer'" in lines[0]
     assert "Traceback" not in done.output

@@ -104,7 +104,11 @@ def model_from_estimator(est, feature_names=None, source: str = "model"):
         return _mlp(est, feature_names, source)
     from builder.artifacts import sklearn as trees
 
-    if kind in trees.SUPPORTED or type(est).__module__.split(".")[0] in ("xgboost", "lightgbm"):
+    if kind in trees.SUPPORTED or type(est).__module__.split(".")[0] in (
+        "xgboost",
+        "lightgbm",
+        "catboost",  # a pickled CatBoostRegressor goes to the CatBoost reader through it
+    ):
         return trees.ensemble_from_estimator(est, feature_names, source)
     raise refusal(est, f"scikit-learn estimator {_qualname(est)}", source)
 

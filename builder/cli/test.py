@@ -33,6 +33,12 @@ def test_command(
         "--validation",
         help="Validation parquet to score on (default: data.validation).",
     ),
+    features: str = typer.Option(
+        None,
+        "--features",
+        help="--pickle: the feature set (a features.json name) or comma-separated columns the "
+        "pickle uses, for exposure and FNC (default: every feature column).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
     timeout: float = typer.Option(600.0, "--timeout", help="Wall-time limit in seconds."),
     memory_mb: int = typer.Option(4096, "--memory-mb", help="Memory limit in MB."),
@@ -64,6 +70,7 @@ def test_command(
         live=live,
         benchmarks=benchmarks,
         validation=validation,
+        features=features,
         limits=Limits(cpus=cpus or None, memory_mb=memory_mb, timeout_s=timeout, network=network),
         python=python,
         config=config,

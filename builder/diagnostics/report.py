@@ -72,8 +72,10 @@ def render_index(outcomes, base_dir: Path) -> str:
         v = outcome.validation
         s = v.summary if v is not None else {}
         link = html.escape(outcome.slot)
-        if getattr(outcome, "report", None):
-            href = os.path.relpath(outcome.report, base_dir)
+        # the slot's report.html (its last diagnostics) when this run wrote it, else this run's own
+        page = getattr(outcome, "diagnostics_report", None) or getattr(outcome, "report", None)
+        if page:
+            href = os.path.relpath(page, base_dir)
             link = f"<a href='{html.escape(href)}'>{link}</a>"
         rows.append(
             f"<tr><td class='l'>{link}</td>"
@@ -197,7 +199,8 @@ def _run_section(run) -> list[str]:
     out += [f"<tr><th class='l'>{k}</th><td class='l'>{v}</td></tr>" for k, v in rows]
     out.append("</table>")
     # notes carry the synthetic-data labels of the test stage (builder/testing.py)
-    out += [f"<p class='note'>note: {html.escape(note)}</p>" for note in run.notes]
+    notes = getattr(run, "notes", ())  # a run result without notes (a test double) has none
+    out += [f"<p class='note'>note: {html.escape(note)}</p>" for note in notes]
     out.append(
         f"<details><summary>predict.py log</summary><pre>{html.escape(run.log)}</pre></details>"
     )
