@@ -144,3 +144,12 @@ def test_rebuilding_the_sklearn_slots_gives_identical_bytes(built):
         for s in slots
     }
     assert after == before
+
+
+@pytest.mark.slow
+def test_apply_sandbox_deploys_every_sklearn_slot(built, monkeypatch):
+    root, _, _ = built
+    monkeypatch.chdir(root)
+    done = CliRunner().invoke(app, ["apply", "--sandbox", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert f"Apply complete: {len(_estimators())} applied, 0 failed." in done.output
