@@ -562,3 +562,33 @@ def test_deploy_disable_webhook_that_is_not_a_boolean_names_its_place(project):
         "numerai.yaml:3:82: models.hooked.deploy.disable_webhook: expected true or false, "
         "got a string 'yes'"
     )
+
+
+def test_bmc_benchmark_is_checked_against_the_validation_benchmarks(project):
+    pd.DataFrame({"v52_lgbm_ender20": [0.5]}, index=pd.Index(["n1"], name="id")).to_parquet(
+        project / "data" / "validation_benchmark_models.parquet"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_text(
+            project,
+            """
+            version: 1
+            data:
+              bmc_benchmark: v52_lgbm_ender02
+            models:
+              m: {artifact: artifacts/a.txt, features: small}
+            """,
+        )
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.col, problem.path) == (3, 18, "data.bmc_benchmark")
+    assert "not in validation_benchmark_models.parquet" in problem.message
+    assert "did you mean 'v52_lgbm_ender20'" in problem.message
+
+
+def test_bmc_benchmark_is_kept_when_set_and_none_by_default(project):
+    models = "models:\n  m: {artifact: artifacts/a.txt, features: small}\n"
+    chosen = load_text(
+        project, "version: 1\ndata:\n  bmc_benchmark: v52_lgbm_teager2b20\n" + models
+    )
+    assert chosen.data.bmc_benchmark == "v52_lgbm_teager2b20"
+    assert load_text(project, "version: 1\n" + models).data.bmc_benchmark is None

@@ -253,3 +253,21 @@ def test_a_constant_prediction_era_is_nan_and_does_not_break_the_summary(data):
     assert math.isnan(other.per_era.loc[first, "corr"])
     assert math.isfinite(other.summary["corr_mean"])
     assert other.summary["eras"] == len(other.per_era)
+
+
+def test_eras_whose_main_target_is_unresolved_are_nan_and_left_out_of_the_summary(data, tmp_path):
+    # Numerai's newest validation eras have no target yet
+    validation = data["validation"].copy()
+    last = validation["era"].iloc[-1]
+    validation.loc[validation["era"] == last, "target"] = np.nan
+    validation.to_parquet(tmp_path / "validation.parquet")
+    other = evaluate(
+        data["predictions"],
+        tmp_path / "validation.parquet",
+        data["benchmarks"],
+        features=data["features"],
+    )
+    assert other.per_era.loc[last, ["corr", "bmc", "fnc"]].isna().all()
+    assert other.summary["corr"]["eras"] == other.summary["eras"] - 1
+    resolved = other.per_era["corr"].drop(last)
+    assert other.summary["corr"]["mean"] == pytest.approx(resolved.mean(), abs=TOL)

@@ -198,11 +198,15 @@ class _Resolver:
             if not path.is_file():
                 self.problem(("data", key), f"file not found: {path}")
             files[key] = path
+        bmc_benchmark = _typed(raw, "bmc_benchmark", str)
+        bench = files.get("validation_benchmarks")
+        if bmc_benchmark is not None and bench is not None and bench.is_file():
+            self.check_columns_of(bench, bmc_benchmark, ("data", "bmc_benchmark"))
         return DataConfig(
             dir=directory,
             version=_typed(raw, "version", str, DEFAULT_DATA_VERSION),
             features_json=directory / "features.json",
-            bmc_benchmark=_typed(raw, "bmc_benchmark", str),
+            bmc_benchmark=bmc_benchmark,
             **files,
         )
 
@@ -441,6 +445,10 @@ class _Resolver:
         benchmarks = self.data.live_benchmarks
         if benchmarks is None or not benchmarks.is_file():
             return
+        self.check_columns_of(benchmarks, column, path)
+
+    def check_columns_of(self, benchmarks: Path, column: str, path: tuple) -> None:
+        """A problem at ``path`` unless ``column`` is a model column of that benchmark file."""
         try:
             import pyarrow.parquet as pq
 

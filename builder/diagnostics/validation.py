@@ -135,6 +135,7 @@ def run_validation(
         data_version=data_version,
         member_predictions=member_frame,
         member_weights=dict(members or []),
+        on_progress=on_progress,
     )
     result.predictions_path = written
     return result
@@ -150,6 +151,7 @@ def evaluate(
     data_version: str | None = None,
     member_predictions: pd.DataFrame | None = None,
     member_weights: dict | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ValidationResult:
     """Score id-indexed ``era``/``prediction`` rows against the validation file's targets.
 
@@ -157,6 +159,7 @@ def evaluate(
     ``features`` (default: every ``feature_*`` column). ``benchmarks`` is a benchmark-models
     parquet path or frame (id index). ``bmc_benchmark`` names its column BMC is measured
     against; None means the data version's main benchmark, skipped with a note when absent.
+    ``on_progress(done, total)`` is called per row group read (scoring can take minutes).
     """
     import pyarrow.parquet as pq
 
@@ -185,7 +188,7 @@ def evaluate(
 
     columns = ["era", MAIN_TARGET, *targets, *features]
     rows = []
-    for era, frame in _eras(source, columns):
+    for era, frame in _eras(source, columns, on_progress):
         era_pred = predictions.reindex(frame.index)["prediction"]
         if era_pred.isna().all():
             continue  # an era the predictions do not cover (e.g. a subset was predicted)
@@ -406,7 +409,7 @@ def default_bmc_benchmark(data_version: str | None) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _eras(source, columns: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
+def _eras(source, columns: list[str], on_progress=None) -> Iterator[tuple[str, pd.DataFrame]]:
     """Whole eras of a parquet file, streamed by row group (eras are contiguous in Numerai's
     files; an era may straddle row groups)."""
     wanted = [c for c in source.schema_arrow.names if c in set(columns)]
@@ -426,6 +429,8 @@ def _eras(source, columns: list[str]) -> Iterator[tuple[str, pd.DataFrame]]:
         done = frame[frame["era"] != last_era] if group < total - 1 else frame
         pending = frame[frame["era"] == last_era] if group < total - 1 else None
         yield from done.groupby("era", sort=False)
+        if on_progress is not None:
+            on_progress(group + 1, total)
 
 
 def _benchmark_frame(benchmarks) -> pd.DataFrame | None:
