@@ -248,7 +248,12 @@ def _sklearn_header(path: Path) -> Header:
 
 
 def _onnx_header(path: Path) -> Header:
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise ArtifactError(
+            f"{path}: reading ONNX models needs the onnx package: pip install 'nmr[onnx]'"
+        ) from None
 
     from builder.artifacts.onnx import _input_signature
     from builder.errors import NotSupportedYet
