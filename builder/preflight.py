@@ -6,8 +6,9 @@ concerns, instead of meeting them one build at a time.
 
 Each artifact is opened only as far as its header: a LightGBM model text up to its first tree,
 an XGBoost document's ``learner`` fields (no tree is translated), an ONNX file without its
-external weights. A scikit-learn pickle has no header; it is unpickled (the build does the same,
-on the same user-named path) and only its class and fitted attributes are read.
+external weights. A scikit-learn pickle has no header; it is unpickled and read by the
+scikit-learn reader (as the build does, on the same user-named path), so what validate accepts
+is exactly what the build compiles.
 
 Checks: empty or unreadable file, unsupported estimator or objective, feature count or names
 that differ from the member's ``features``. Warnings: the project's data has missing values
@@ -39,6 +40,8 @@ class Header:
     feature_names: tuple[str, ...]  # recorded names, () when the file records none
     width: int | None  # input count when known
     takes_nan: bool  # whether the model itself defines a prediction for NaN inputs
+    # what NaN does to this model, when it cannot take it (ends the warning's first clause)
+    nan_effect: str = "so its predictions would be NaN there"
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,11 @@ def read_header(member: Member) -> Header:
         raise ArtifactError(f"{path}: cannot read ({error.strerror})") from None
     if size == 0:
         raise ArtifactError(f"{path}: the file is empty")
+    if member.format == "sklearn":
+        return _sklearn_header(path, member.features)
     readers = {
         "lightgbm": _lightgbm_header,
         "xgboost": _xgboost_header,
-        "sklearn": _sklearn_header,
         "onnx": _onnx_header,
     }
     if member.format not in readers:
@@ -141,8 +145,8 @@ def nan_warning(model: ModelConfig, member: Member, header: Header, shares, path
             where = "this member" if model.ensemble else "the model"
             return (
                 f"{file.name} ({name} data) has missing values ({share:.2%} of this member's "
-                f"feature cells) but {header.kind} cannot take NaN, so its predictions would be "
-                f"NaN there; add `preprocessing: [fill_missing: {{strategy: median}}]` to {where}"
+                f"feature cells) but {header.kind} cannot take NaN, {header.nan_effect}; add "
+                f"`preprocessing: [fill_missing: {{strategy: median}}]` to {where}"
             )
     return None
 
@@ -218,33 +222,29 @@ def _xgboost_header(path: Path) -> Header:
     return Header(f"XGBoost {name}", tuple(names), width or None, True)
 
 
-def _sklearn_header(path: Path) -> Header:
-    from builder.artifacts.sklearn import SUPPORTED, load_estimator
-    from builder.errors import NotSupportedYet
+def _sklearn_header(path: Path, features) -> Header:
+    """A pickle has no header: it is unpickled and read by nmr's own scikit-learn reader, so
+    validate accepts and refuses exactly the estimators the build compiles."""
+    from builder.artifacts import read
 
-    est = load_estimator(path)
-    cls = type(est)
-    library = cls.__module__.split(".")[0]
-    kind = cls.__name__
-    if library in ("xgboost", "lightgbm"):
-        # pickled XGBRegressor / LGBMRegressor: the reader compiles their booster (regressors)
-        if hasattr(est, "classes_") or "Classifier" in kind or "Ranker" in kind:
-            raise NotSupportedYet(
-                f"pickled {cls.__module__}.{kind} (save its booster with save_model and point "
-                f"the artifact at that file) ({path.name})"
-            )
-        takes_nan = True
-    elif kind not in SUPPORTED:
-        raise NotSupportedYet(f"scikit-learn estimator {cls.__module__}.{kind} ({path.name})")
-    else:
-        # GradientBoosting* predict has no NaN branch and scikit-learn refuses NaN input for
-        # it (ensemble/_gradient_boosting.pyx); the other supported trees route NaN.
-        takes_nan = not kind.startswith("GradientBoosting")
-    if not hasattr(est, "n_features_in_"):
-        raise ArtifactError(f"{path}: the {kind} is not fitted")
-    recorded = getattr(est, "feature_names_in_", None)
-    names = tuple(str(n) for n in recorded) if recorded is not None else ()
-    return Header(f"scikit-learn {kind}", names, int(est.n_features_in_), takes_nan)
+    model = read(path, "sklearn", list(features))
+    meta = getattr(model, "meta", None) or {}
+    kind = f"scikit-learn {meta.get('estimator') or type(model).__name__}"
+    names = tuple(getattr(model, "feature_names", ()) or ())
+    if str(meta.get("estimator", "")).startswith("GradientBoosting"):
+        # scikit-learn refuses NaN for GradientBoosting* (fit and predict); the compiled trees
+        # send it right (ensemble/_gradient_boosting.pyx has no NaN branch)
+        return Header(
+            kind,
+            names,
+            len(names),
+            False,
+            "so NaN rows get an answer scikit-learn itself would refuse to give",
+        )
+    # readers of linear models and MLPs say whether their evaluator takes NaN (it raises)
+    if getattr(model, "accepts_nan", True) is False:
+        return Header(kind, names, len(names), False, "so the pickle would fail on NaN rows")
+    return Header(kind, names, len(names), True)
 
 
 def _onnx_header(path: Path) -> Header:

@@ -43,14 +43,14 @@ def template(tmp_path_factory):
     booster.save_model(str(root / "artifacts" / "xgb.json"))
 
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import KNeighborsRegressor
 
     filled = np.nan_to_num(X, nan=2.0)
     forest = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0)
     forest.fit(pd.DataFrame(X, columns=small), y)
     gbr = GradientBoostingRegressor(n_estimators=3, max_depth=2, random_state=0).fit(filled, y)
-    ridge = Ridge().fit(filled, y)
-    for name, est in (("forest", forest), ("gbr", gbr), ("ridge", ridge)):
+    knn = KNeighborsRegressor(n_neighbors=3).fit(filled, y)  # no compiler for neighbours
+    for name, est in (("forest", forest), ("gbr", gbr), ("knn", knn)):
         (root / "artifacts" / f"{name}.pkl").write_bytes(pickle.dumps(est))
 
     onnx.save(mlp_model([len(small), 4, 1]), str(root / "artifacts" / "mlp.onnx"))
@@ -164,13 +164,11 @@ def test_validate_reports_the_feature_count_of_a_model_without_names(project):
 
 def test_validate_refuses_an_unsupported_sklearn_estimator(project):
     root, _ = project
-    write_config(root, "m:\n  artifact: artifacts/ridge.pkl\n  features: small\n")
+    write_config(root, "m:\n  artifact: artifacts/knn.pkl\n  features: small\n")
     result = _validate(root)
     assert result.exit_code == 1
-    assert (
-        "models.m.artifact: not supported yet: scikit-learn estimator "
-        "sklearn.linear_model._ridge.Ridge" in result.stderr
-    )
+    assert "models.m.artifact: not supported yet: scikit-learn estimator" in result.stderr
+    assert "KNeighborsRegressor" in result.stderr
 
 
 def test_validate_checks_sklearn_feature_names_against_the_config(project):
