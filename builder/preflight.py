@@ -95,9 +95,9 @@ def read_header(member: Member) -> Header:
         "xgboost": _xgboost_header,
         "onnx": _onnx_header,
     }
-    if member.format not in readers:
-        raise ArtifactError(f"{path}: unknown artifact format {member.format!r}")
-    return readers[member.format](path)
+    if member.format in readers:
+        return readers[member.format](path)
+    return _any_reader_header(path, member)
 
 
 def check_features(member: Member, header: Header) -> None:
@@ -277,6 +277,17 @@ def _onnx_header(path: Path) -> Header:
     # An ONNX graph computes NaN in, NaN out (MatMul, Relu, ...); nmr does not prove otherwise
     # for the graphs that handle it (tree ensembles with missing_value_tracks_true).
     return Header("an ONNX graph", (), width, False)
+
+
+def _any_reader_header(path: Path, member: Member) -> Header:
+    """A format without a cheap header reader: the registered reader reads it whole (what the
+    build does anyway); the config loader already refused formats nmr has no reader for."""
+    from builder import artifacts
+
+    model = artifacts.read(path, member.format, list(member.features))
+    names = tuple(getattr(model, "feature_names", ()) or ())
+    takes_nan = getattr(model, "accepts_nan", True) is not False
+    return Header(f"the {member.format} model", names, len(names) or None, takes_nan)
 
 
 def _supported_objective(library: str, name: str, known, path: Path) -> None:

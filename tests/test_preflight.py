@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.config import load
+from builder.errors import NmrError
 from builder.preflight import check_project, read_header
 from tests.buildkit import train_lightgbm, write_config, write_data
 from tests.onnx_helpers import mlp_model
@@ -338,3 +339,20 @@ def test_build_prints_the_nan_warning_before_building(project):
 
     [warning] = _warnings(load(root / "numerai.yaml"), None, check=False)
     assert "GradientBoostingRegressor cannot take NaN" in warning.message
+
+
+def test_a_format_without_a_header_reader_is_read_by_its_registered_reader(project, monkeypatch):
+    import dataclasses
+
+    from builder import artifacts
+
+    root, sets = project
+    # a format added later (e.g. a new library) has a reader but no cheap header function
+    monkeypatch.setitem(artifacts.FORMATS, "newlib", "builder.artifacts.lightgbm")
+    write_config(root, "m:\n  artifact: artifacts/medium.txt\n  features: medium\n")
+    member = load(root / "numerai.yaml").models[0].members[0]
+    header = read_header(dataclasses.replace(member, format="newlib"))
+    assert header.feature_names == tuple(sets["medium"]) and header.takes_nan
+    wrong = dataclasses.replace(member, format="newlib", features=tuple(sets["small"]))
+    with pytest.raises(NmrError, match="trained on 12 features"):
+        read_header(wrong)
