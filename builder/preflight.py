@@ -52,9 +52,15 @@ class Report:
     warnings: list[Problem]
 
 
-def check_project(project: Project, slots=None) -> Report:
+def check_project(project: Project, slots=None, config_problems=()) -> Report:
     """Check the artifacts and data of every slot (or of ``slots``); never raises for a slot's
-    problem, so every slot's problems are reported together."""
+    problem, so every slot's problems are reported together.
+
+    ``config_problems``: the loader's problems of a config that failed; a member one of them
+    concerns (its artifact, its features, or for a single model anything of the slot) is not
+    checked, so no problem is reported twice.
+    """
+    touched = [p.path for p in config_problems]
     nan_shares = data_nan_shares(project)
     errors: list[Problem] = []
     warnings: list[Problem] = []
@@ -63,6 +69,8 @@ def check_project(project: Project, slots=None) -> Report:
             continue
         for index, member in enumerate(model.members):
             path = member_path(model, index)
+            if any(t == path or t.startswith((path + ".", path + "[")) for t in touched):
+                continue
             if not member.features:  # only in a config that already failed: it says why
                 continue
             try:

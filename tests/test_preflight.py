@@ -356,3 +356,23 @@ def test_a_format_without_a_header_reader_is_read_by_its_registered_reader(proje
     wrong = dataclasses.replace(member, format="newlib", features=tuple(sets["small"]))
     with pytest.raises(NmrError, match="trained on 12 features"):
         read_header(wrong)
+
+
+def test_a_config_problem_of_one_slot_does_not_hide_a_slot_whose_name_it_starts(project):
+    root, _ = project
+    (root / "artifacts" / "empty.txt").write_bytes(b"")
+    write_config(
+        root,
+        """
+        ab:
+          artifact: artifacts/small.txt
+          features: no_such_set
+        abc:
+          artifact: artifacts/empty.txt
+          features: small
+        """,
+    )
+    lines = _lines(_validate(root))
+    assert len(lines) == 2, lines
+    assert "models.ab.features: unknown feature set" in lines[0]
+    assert "models.abc.artifact: artifacts/empty.txt: the file is empty" in lines[1]
