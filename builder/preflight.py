@@ -282,9 +282,50 @@ def _onnx_header(path: Path) -> Header:
             "feature matrix"
         )
     _dtype, width = _input_signature(inputs[0], path)
+    _check_onnx_ops(model, inputs[0].name, path)
     # An ONNX graph computes NaN in, NaN out (MatMul, Relu, ...); nmr does not prove otherwise
     # for the graphs that handle it (tree ensembles with missing_value_tracks_true).
     return Header("an ONNX graph", (), width, False)
+
+
+def _check_onnx_ops(model, input_name: str, path: Path) -> None:
+    """NotSupportedYet for the first op the compiler would refuse: an op outside its registry
+    (or outside the registered opset range) on the path from the feature input to the output
+    nmr predicts with. Ops that only see constants are folded at build time by onnx's reference
+    evaluator, and Shape/Size pass on no values, so neither is checked (the reader folds them)."""
+    from builder.artifacts.onnx import _choose_output
+    from builder.compile.onnx import supported_op
+
+    if model.functions:  # local functions are inlined by the reader; the build checks those
+        return
+    opsets = {(imp.domain or ""): int(imp.version) for imp in model.opset_import}
+    if "ai.onnx" in opsets:
+        opsets.setdefault("", opsets.pop("ai.onnx"))
+    graph = model.graph
+    output_name, _classifier = _choose_output(graph, path)
+    producers = {out: node for node in graph.node for out in node.output}
+    needed, stack = set(), [output_name]
+    while stack:  # the nodes the chosen output depends on
+        node = producers.get(stack.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.input)
+    carries_values = {input_name}
+    for node in graph.node:  # ONNX lists nodes in topological order
+        if not carries_values.intersection(node.input) or node.op_type in ("Shape", "Size"):
+            continue
+        carries_values.update(node.output)
+        if id(node) not in needed:
+            continue
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        opset = opsets.get(domain, 1)
+        if supported_op(node.op_type, domain, opset) is None:
+            from builder.errors import NotSupportedYet
+
+            label = f"{domain}::{node.op_type}" if domain else node.op_type
+            raise NotSupportedYet(
+                f"ONNX op {label} (node {node.name!r}, opset {opset}) in {path.name}"
+            )
 
 
 def _any_reader_header(path: Path, member: Member) -> Header:

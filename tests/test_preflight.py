@@ -376,3 +376,60 @@ def test_a_config_problem_of_one_slot_does_not_hide_a_slot_whose_name_it_starts(
     assert len(lines) == 2, lines
     assert "models.ab.features: unknown feature set" in lines[0]
     assert "models.abc.artifact: artifacts/empty.txt: the file is empty" in lines[1]
+
+
+def _onnx_graph(nodes, initializers=()):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        list(initializers),
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_validate_refuses_an_onnx_op_the_compiler_lacks_on_the_input_path(project):
+    from onnx import helper
+
+    root, _ = project
+    model = _onnx_graph(
+        [
+            helper.make_node("Relu", ["x"], ["h"], name="relu"),
+            helper.make_node("Hardmax", ["h"], ["y"], name="hard", axis=1),
+        ]
+    )
+    onnx.save(model, str(root / "artifacts" / "hard.onnx"))
+    write_config(
+        root, "m:\n  artifact: artifacts/hard.onnx\n  features: small\n  postprocessing: []\n"
+    )
+    result = _validate(root)
+    assert result.exit_code == 1
+    assert (
+        "models.m.artifact: not supported yet: ONNX op Hardmax (node 'hard', opset 17) in "
+        "hard.onnx" in result.stderr
+    )
+
+
+def test_validate_accepts_an_unregistered_onnx_op_that_only_sees_constants(project):
+    from onnx import helper, numpy_helper
+
+    root, _ = project
+    model = _onnx_graph(
+        [
+            # folded at build time by onnx's reference evaluator: never reaches the kernel
+            helper.make_node("Hardmax", ["w"], ["w_hard"], name="const", axis=1),
+            helper.make_node("MatMul", ["x", "w_hard"], ["y"], name="mm"),
+        ],
+        [numpy_helper.from_array(np.eye(6, 1, dtype=np.float32), "w")],
+    )
+    onnx.save(model, str(root / "artifacts" / "folded.onnx"))
+    write_config(
+        root,
+        "m:\n  artifact: artifacts/folded.onnx\n  features: small\n"
+        "  preprocessing: [fill_missing: {value: 2}]\n",
+    )
+    result = _validate(root)
+    assert result.exit_code == 0, result.stderr
