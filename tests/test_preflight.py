@@ -433,3 +433,11 @@ def test_validate_accepts_an_unregistered_onnx_op_that_only_sees_constants(proje
     )
     result = _validate(root)
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_missing_artifact_is_reported_once_by_the_config_check(project):
+    root, _ = project
+    write_config(root, "m:\n  artifact: artifacts/nowhere.txt\n  features: small\n")
+    lines = _lines(_validate(root))
+    assert len(lines) == 1, lines
+    assert "models.m.artifact: artifact file not found" in lines[0]
