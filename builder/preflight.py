@@ -6,8 +6,9 @@ concerns, instead of meeting them one build at a time.
 
 Each artifact is opened only as far as its header: a LightGBM model text up to its first tree,
 an XGBoost document's ``learner`` fields (no tree is translated), an ONNX file without its
-external weights. A scikit-learn pickle has no header; it is unpickled (the build does the same,
-on the same user-named path) and only its class and fitted attributes are read.
+external weights. A scikit-learn pickle has no header; it is unpickled and read by the
+scikit-learn reader (as the build does, on the same user-named path), so what validate accepts
+is exactly what the build compiles.
 
 Checks: empty or unreadable file, unsupported estimator or objective, feature count or names
 that differ from the member's ``features``. Warnings: the project's data has missing values
@@ -39,6 +40,8 @@ class Header:
     feature_names: tuple[str, ...]  # recorded names, () when the file records none
     width: int | None  # input count when known
     takes_nan: bool  # whether the model itself defines a prediction for NaN inputs
+    # what NaN does to this model, when it cannot take it (ends the warning's first clause)
+    nan_effect: str = "so its predictions would be NaN there"
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,15 @@ class Report:
     warnings: list[Problem]
 
 
-def check_project(project: Project, slots=None) -> Report:
+def check_project(project: Project, slots=None, config_problems=()) -> Report:
     """Check the artifacts and data of every slot (or of ``slots``); never raises for a slot's
-    problem, so every slot's problems are reported together."""
+    problem, so every slot's problems are reported together.
+
+    ``config_problems``: the loader's problems of a config that failed; a member one of them
+    concerns (its artifact, its features, or for a single model anything of the slot) is not
+    checked, so no problem is reported twice.
+    """
+    touched = [p.path for p in config_problems]
     nan_shares = data_nan_shares(project)
     errors: list[Problem] = []
     warnings: list[Problem] = []
@@ -60,6 +69,8 @@ def check_project(project: Project, slots=None) -> Report:
             continue
         for index, member in enumerate(model.members):
             path = member_path(model, index)
+            if any(t == path or t.startswith((path + ".", path + "[")) for t in touched):
+                continue
             if not member.features:  # only in a config that already failed: it says why
                 continue
             try:
@@ -85,15 +96,16 @@ def read_header(member: Member) -> Header:
         raise ArtifactError(f"{path}: cannot read ({error.strerror})") from None
     if size == 0:
         raise ArtifactError(f"{path}: the file is empty")
+    if member.format == "sklearn":
+        return _sklearn_header(path, member.features)
     readers = {
         "lightgbm": _lightgbm_header,
         "xgboost": _xgboost_header,
-        "sklearn": _sklearn_header,
         "onnx": _onnx_header,
     }
-    if member.format not in readers:
-        raise ArtifactError(f"{path}: unknown artifact format {member.format!r}")
-    return readers[member.format](path)
+    if member.format in readers:
+        return readers[member.format](path)
+    return _any_reader_header(path, member)
 
 
 def check_features(member: Member, header: Header) -> None:
@@ -141,8 +153,8 @@ def nan_warning(model: ModelConfig, member: Member, header: Header, shares, path
             where = "this member" if model.ensemble else "the model"
             return (
                 f"{file.name} ({name} data) has missing values ({share:.2%} of this member's "
-                f"feature cells) but {header.kind} cannot take NaN, so its predictions would be "
-                f"NaN there; add `preprocessing: [fill_missing: {{strategy: median}}]` to {where}"
+                f"feature cells) but {header.kind} cannot take NaN, {header.nan_effect}; add "
+                f"`preprocessing: [fill_missing: {{strategy: median}}]` to {where}"
             )
     return None
 
@@ -218,37 +230,38 @@ def _xgboost_header(path: Path) -> Header:
     return Header(f"XGBoost {name}", tuple(names), width or None, True)
 
 
-def _sklearn_header(path: Path) -> Header:
-    from builder.artifacts.sklearn import SUPPORTED, load_estimator
-    from builder.errors import NotSupportedYet
+def _sklearn_header(path: Path, features) -> Header:
+    """A pickle has no header: it is unpickled and read by nmr's own scikit-learn reader, so
+    validate accepts and refuses exactly the estimators the build compiles."""
+    from builder.artifacts import read
 
-    est = load_estimator(path)
-    cls = type(est)
-    library = cls.__module__.split(".")[0]
-    kind = cls.__name__
-    if library in ("xgboost", "lightgbm"):
-        # pickled XGBRegressor / LGBMRegressor: the reader compiles their booster (regressors)
-        if hasattr(est, "classes_") or "Classifier" in kind or "Ranker" in kind:
-            raise NotSupportedYet(
-                f"pickled {cls.__module__}.{kind} (save its booster with save_model and point "
-                f"the artifact at that file) ({path.name})"
-            )
-        takes_nan = True
-    elif kind not in SUPPORTED:
-        raise NotSupportedYet(f"scikit-learn estimator {cls.__module__}.{kind} ({path.name})")
-    else:
-        # GradientBoosting* predict has no NaN branch and scikit-learn refuses NaN input for
-        # it (ensemble/_gradient_boosting.pyx); the other supported trees route NaN.
-        takes_nan = not kind.startswith("GradientBoosting")
-    if not hasattr(est, "n_features_in_"):
-        raise ArtifactError(f"{path}: the {kind} is not fitted")
-    recorded = getattr(est, "feature_names_in_", None)
-    names = tuple(str(n) for n in recorded) if recorded is not None else ()
-    return Header(f"scikit-learn {kind}", names, int(est.n_features_in_), takes_nan)
+    model = read(path, "sklearn", list(features))
+    meta = getattr(model, "meta", None) or {}
+    kind = f"scikit-learn {meta.get('estimator') or type(model).__name__}"
+    names = tuple(getattr(model, "feature_names", ()) or ())
+    if str(meta.get("estimator", "")).startswith("GradientBoosting"):
+        # scikit-learn refuses NaN for GradientBoosting* (fit and predict); the compiled trees
+        # send it right (ensemble/_gradient_boosting.pyx has no NaN branch)
+        return Header(
+            kind,
+            names,
+            len(names),
+            False,
+            "so NaN rows get an answer scikit-learn itself would refuse to give",
+        )
+    # readers of linear models and MLPs say whether their evaluator takes NaN (it raises)
+    if getattr(model, "accepts_nan", True) is False:
+        return Header(kind, names, len(names), False, "so the pickle would fail on NaN rows")
+    return Header(kind, names, len(names), True)
 
 
 def _onnx_header(path: Path) -> Header:
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise ArtifactError(
+            f"{path}: reading ONNX models needs the onnx package: pip install 'nmr[onnx]'"
+        ) from None
 
     from builder.artifacts.onnx import _input_signature
     from builder.errors import NotSupportedYet
@@ -269,9 +282,61 @@ def _onnx_header(path: Path) -> Header:
             "feature matrix"
         )
     _dtype, width = _input_signature(inputs[0], path)
+    _check_onnx_ops(model, inputs[0].name, path)
     # An ONNX graph computes NaN in, NaN out (MatMul, Relu, ...); nmr does not prove otherwise
     # for the graphs that handle it (tree ensembles with missing_value_tracks_true).
     return Header("an ONNX graph", (), width, False)
+
+
+def _check_onnx_ops(model, input_name: str, path: Path) -> None:
+    """NotSupportedYet for the first op the compiler would refuse: an op outside its registry
+    (or outside the registered opset range) on the path from the feature input to the output
+    nmr predicts with. Ops that only see constants are folded at build time by onnx's reference
+    evaluator, and Shape/Size pass on no values, so neither is checked (the reader folds them)."""
+    from builder.artifacts.onnx import _choose_output
+    from builder.compile.onnx import supported_op
+
+    if model.functions:  # local functions are inlined by the reader; the build checks those
+        return
+    opsets = {(imp.domain or ""): int(imp.version) for imp in model.opset_import}
+    if "ai.onnx" in opsets:
+        opsets.setdefault("", opsets.pop("ai.onnx"))
+    graph = model.graph
+    output_name, _classifier = _choose_output(graph, path)
+    producers = {out: node for node in graph.node for out in node.output}
+    needed, stack = set(), [output_name]
+    while stack:  # the nodes the chosen output depends on
+        node = producers.get(stack.pop())
+        if node is not None and id(node) not in needed:
+            needed.add(id(node))
+            stack.extend(node.input)
+    carries_values = {input_name}
+    for node in graph.node:  # ONNX lists nodes in topological order
+        if not carries_values.intersection(node.input) or node.op_type in ("Shape", "Size"):
+            continue
+        carries_values.update(node.output)
+        if id(node) not in needed:
+            continue
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        opset = opsets.get(domain, 1)
+        if supported_op(node.op_type, domain, opset) is None:
+            from builder.errors import NotSupportedYet
+
+            label = f"{domain}::{node.op_type}" if domain else node.op_type
+            raise NotSupportedYet(
+                f"ONNX op {label} (node {node.name!r}, opset {opset}) in {path.name}"
+            )
+
+
+def _any_reader_header(path: Path, member: Member) -> Header:
+    """A format without a cheap header reader: the registered reader reads it whole (what the
+    build does anyway); the config loader already refused formats nmr has no reader for."""
+    from builder import artifacts
+
+    model = artifacts.read(path, member.format, list(member.features))
+    names = tuple(getattr(model, "feature_names", ()) or ())
+    takes_nan = getattr(model, "accepts_nan", True) is not False
+    return Header(f"the {member.format} model", names, len(names) or None, takes_nan)
 
 
 def _supported_objective(library: str, name: str, known, path: Path) -> None:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from builder.cli import app
 from builder.config import load
+from builder.errors import NmrError
 from builder.preflight import check_project, read_header
 from tests.buildkit import train_lightgbm, write_config, write_data
 from tests.onnx_helpers import mlp_model
@@ -43,14 +44,14 @@ def template(tmp_path_factory):
     booster.save_model(str(root / "artifacts" / "xgb.json"))
 
     from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.linear_model import Ridge
+    from sklearn.neighbors import KNeighborsRegressor
 
     filled = np.nan_to_num(X, nan=2.0)
     forest = RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0)
     forest.fit(pd.DataFrame(X, columns=small), y)
     gbr = GradientBoostingRegressor(n_estimators=3, max_depth=2, random_state=0).fit(filled, y)
-    ridge = Ridge().fit(filled, y)
-    for name, est in (("forest", forest), ("gbr", gbr), ("ridge", ridge)):
+    knn = KNeighborsRegressor(n_neighbors=3).fit(filled, y)  # no compiler for neighbours
+    for name, est in (("forest", forest), ("gbr", gbr), ("knn", knn)):
         (root / "artifacts" / f"{name}.pkl").write_bytes(pickle.dumps(est))
 
     onnx.save(mlp_model([len(small), 4, 1]), str(root / "artifacts" / "mlp.onnx"))
@@ -164,13 +165,11 @@ def test_validate_reports_the_feature_count_of_a_model_without_names(project):
 
 def test_validate_refuses_an_unsupported_sklearn_estimator(project):
     root, _ = project
-    write_config(root, "m:\n  artifact: artifacts/ridge.pkl\n  features: small\n")
+    write_config(root, "m:\n  artifact: artifacts/knn.pkl\n  features: small\n")
     result = _validate(root)
     assert result.exit_code == 1
-    assert (
-        "models.m.artifact: not supported yet: scikit-learn estimator "
-        "sklearn.linear_model._ridge.Ridge" in result.stderr
-    )
+    assert "models.m.artifact: not supported yet: scikit-learn estimator" in result.stderr
+    assert "KNeighborsRegressor" in result.stderr
 
 
 def test_validate_checks_sklearn_feature_names_against_the_config(project):
@@ -340,3 +339,105 @@ def test_build_prints_the_nan_warning_before_building(project):
 
     [warning] = _warnings(load(root / "numerai.yaml"), None, check=False)
     assert "GradientBoostingRegressor cannot take NaN" in warning.message
+
+
+def test_a_format_without_a_header_reader_is_read_by_its_registered_reader(project, monkeypatch):
+    import dataclasses
+
+    from builder import artifacts
+
+    root, sets = project
+    # a format added later (e.g. a new library) has a reader but no cheap header function
+    monkeypatch.setitem(artifacts.FORMATS, "newlib", "builder.artifacts.lightgbm")
+    write_config(root, "m:\n  artifact: artifacts/medium.txt\n  features: medium\n")
+    member = load(root / "numerai.yaml").models[0].members[0]
+    header = read_header(dataclasses.replace(member, format="newlib"))
+    assert header.feature_names == tuple(sets["medium"]) and header.takes_nan
+    wrong = dataclasses.replace(member, format="newlib", features=tuple(sets["small"]))
+    with pytest.raises(NmrError, match="trained on 12 features"):
+        read_header(wrong)
+
+
+def test_a_config_problem_of_one_slot_does_not_hide_a_slot_whose_name_it_starts(project):
+    root, _ = project
+    (root / "artifacts" / "empty.txt").write_bytes(b"")
+    write_config(
+        root,
+        """
+        ab:
+          artifact: artifacts/small.txt
+          features: no_such_set
+        abc:
+          artifact: artifacts/empty.txt
+          features: small
+        """,
+    )
+    lines = _lines(_validate(root))
+    assert len(lines) == 2, lines
+    assert "models.ab.features: unknown feature set" in lines[0]
+    assert "models.abc.artifact: artifacts/empty.txt: the file is empty" in lines[1]
+
+
+def _onnx_graph(nodes, initializers=()):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        list(initializers),
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_validate_refuses_an_onnx_op_the_compiler_lacks_on_the_input_path(project):
+    from onnx import helper
+
+    root, _ = project
+    model = _onnx_graph(
+        [
+            helper.make_node("Relu", ["x"], ["h"], name="relu"),
+            helper.make_node("Hardmax", ["h"], ["y"], name="hard", axis=1),
+        ]
+    )
+    onnx.save(model, str(root / "artifacts" / "hard.onnx"))
+    write_config(
+        root, "m:\n  artifact: artifacts/hard.onnx\n  features: small\n  postprocessing: []\n"
+    )
+    result = _validate(root)
+    assert result.exit_code == 1
+    assert (
+        "models.m.artifact: not supported yet: ONNX op Hardmax (node 'hard', opset 17) in "
+        "hard.onnx" in result.stderr
+    )
+
+
+def test_validate_accepts_an_unregistered_onnx_op_that_only_sees_constants(project):
+    from onnx import helper, numpy_helper
+
+    root, _ = project
+    model = _onnx_graph(
+        [
+            # folded at build time by onnx's reference evaluator: never reaches the kernel
+            helper.make_node("Hardmax", ["w"], ["w_hard"], name="const", axis=1),
+            helper.make_node("MatMul", ["x", "w_hard"], ["y"], name="mm"),
+        ],
+        [numpy_helper.from_array(np.eye(6, 1, dtype=np.float32), "w")],
+    )
+    onnx.save(model, str(root / "artifacts" / "folded.onnx"))
+    write_config(
+        root,
+        "m:\n  artifact: artifacts/folded.onnx\n  features: small\n"
+        "  preprocessing: [fill_missing: {value: 2}]\n",
+    )
+    result = _validate(root)
+    assert result.exit_code == 0, result.stderr
+
+
+def test_a_missing_artifact_is_reported_once_by_the_config_check(project):
+    root, _ = project
+    write_config(root, "m:\n  artifact: artifacts/nowhere.txt\n  features: small\n")
+    lines = _lines(_validate(root))
+    assert len(lines) == 1, lines
+    assert "models.m.artifact: artifact file not found" in lines[0]

@@ -152,21 +152,11 @@ def data_synth(
 
 def _artifact_report(project, config_problems):
     """Artifact-header and NaN checks of the members the config problems leave alone."""
-    from builder.preflight import Report, check_project, member_path
+    from builder.preflight import Report, check_project
 
     if project is None:
         return Report([], [])
-    report = check_project(project)
-    touched = [p.path for p in config_problems]
-    skip = set()
-    for model in project.models:
-        for index, _member in enumerate(model.members):
-            base = member_path(model, index)
-            if any(t == base or t.startswith((base + ".", base + "[")) for t in touched):
-                skip.add(base)
-    # a config problem at the model (e.g. its features) already speaks for its single member
-    keep = [p for p in report.errors if not any(p.path.startswith(b) for b in skip)]
-    return Report(keep, report.warnings)
+    return check_project(project, config_problems=config_problems)
 
 
 def _place(problem) -> tuple:
