@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import NmrError
-from builder.runner import ERROR, PENDING, Limits, RunResult, run_pickle
+from builder.runner import ERROR, PENDING, SUCCESS, Limits, RunResult, run_pickle
 from builder.runner.live import SYNTHETIC, LiveInputs, benchmark_steps, choose_live
 
 KEEP_REPORTS = 20  # per-run reports kept in build/<slot>/reports/
@@ -44,6 +44,35 @@ class TestRequest:
     features: str | None = None  # --pickle: feature set name or comma-separated columns
 
 
+@dataclass(frozen=True)
+class BenchmarkDrill:
+    """What production does with a ``blend_benchmark`` slot on a day Numerai's live benchmark
+    file lacks the step's column or some live ids: the pickle run again on such a file."""
+
+    case: str  # COLUMN_MISSING | IDS_MISSING
+    on_missing: str  # the step's setting: skip | fail
+    status: str  # the run's status (Success | Failed | Error)
+    detail: str  # the run's WARNING line (skip) or its failure reason
+
+    @property
+    def expected(self) -> bool:
+        """skip must keep the round (Success); fail must fail it."""
+        return (self.status == SUCCESS) == (self.on_missing == "skip")
+
+    def to_dict(self) -> dict:
+        return {
+            "case": self.case,
+            "on_missing": self.on_missing,
+            "status": self.status,
+            "detail": self.detail,
+            "expected": self.expected,
+        }
+
+
+COLUMN_MISSING = "benchmark column missing"
+IDS_MISSING = "benchmark ids missing"
+
+
 @dataclass
 class TestedSlot:
     """The outcome of testing one slot (or one pickle)."""
@@ -60,6 +89,7 @@ class TestedSlot:
     env: object | None = None  # --pickle: the envextras.PickleEnv it ran in
     inputs: LiveInputs | None = None  # the live data and benchmarks it ran on
     synthetic: list[str] = field(default_factory=list)  # results that rest on synthetic data
+    drills: list[BenchmarkDrill] = field(default_factory=list)  # blend_benchmark fallbacks
 
     @property
     def ok(self) -> bool:
@@ -78,6 +108,7 @@ class TestedSlot:
             "env": self.env.to_dict() if self.env else None,
             "inputs": self.inputs.to_dict() if self.inputs else None,
             "synthetic": self.synthetic,
+            "benchmark_drills": [drill.to_dict() for drill in self.drills],
         }
 
 
@@ -105,6 +136,9 @@ class Observer:
 
     def validation(self, report) -> None:
         """Validation scoring finished."""
+
+    def drill(self, name: str, drill: BenchmarkDrill) -> None:
+        """A blend_benchmark fallback drill finished."""
 
     def problem(self, text: str) -> None:
         """A diagnostics failure (it fails the test)."""
@@ -183,6 +217,51 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
         observer.problem(problem)
     _write_reports(outcome, directory, observer)
     return outcome
+
+
+def _benchmark_drills(model, pickle, env_python, inputs, request, test_dir, observer):
+    """Run a ``blend_benchmark`` slot's pickle on a benchmark file without the step's column and
+    on one without every other live id, as predict.py would on such a day, so the user sees what
+    ``on_missing`` does before Numerai does it (issue: a round is never lost to a missing
+    benchmark). Nothing for slots without the step."""
+    steps = [step for step in model.postprocessing if step.name == "blend_benchmark"]
+    if not steps:
+        return []
+    import pandas as pd
+
+    from builder.runner import _synthesize_benchmarks, read_ids
+
+    column, on_missing = steps[0].get("column"), steps[0].get("on_missing") or "skip"
+    directory = Path(test_dir) / "benchmark_drills"
+    directory.mkdir(parents=True, exist_ok=True)
+    source = inputs.benchmarks
+    if source is None:  # the run synthesized them: the same synthetic file, made here
+        source = directory / "synthetic.parquet"
+        _synthesize_benchmarks(sorted(read_ids(inputs.live)), source)
+    benchmarks = pd.read_parquet(source)
+    kept_ids = sorted(read_ids(inputs.live))[::2]
+    cases = {
+        COLUMN_MISSING: benchmarks.drop(columns=[column], errors="ignore"),
+        IDS_MISSING: benchmarks[~benchmarks.index.isin(kept_ids)],
+    }
+    git_ref = model.runtime.split(":", 1)[1] if ":" in model.runtime else "latest"
+    drills = []
+    for case, frame in cases.items():
+        name = case.replace(" ", "_")
+        path = directory / f"{name}.parquet"
+        frame.to_parquet(path)
+        output = directory / name
+        output.mkdir(exist_ok=True)
+        result = run_pickle(
+            pickle, env_python, inputs.live, benchmarks_path=path, limits=request.limits,
+            output_dir=output, git_ref=git_ref,
+        )  # fmt: skip
+        warning = [line for line in result.log.splitlines() if "blend_benchmark" in line]
+        detail = warning[0] if result.ok and warning else (result.reason or result.status)
+        drill = BenchmarkDrill(case, on_missing, result.status, detail)
+        observer.drill(model.slot, drill)
+        drills.append(drill)
+    return drills
 
 
 def _pickle_features(spec: str | None, project) -> list[str] | None:
@@ -271,6 +350,14 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
             _diagnose(outcome, project, model, pickle, env_python, inputs, request, observer)
         except NmrError as error:
             outcome.problems.append(str(error))
+        outcome.drills = _benchmark_drills(
+            model, pickle, env_python, inputs, request, test_dir, observer
+        )
+        outcome.problems += [
+            f"blend_benchmark with on_missing: skip lost the round when the {d.case}: {d.detail}"
+            for d in outcome.drills
+            if not d.expected
+        ]
     for problem in outcome.problems:
         observer.problem(problem)
     _write_reports(outcome, slot_dir, observer)

@@ -150,3 +150,33 @@ def test_on_missing_defaults_to_skip(built):
     project = load(built[0] / "numerai.yaml")
     [step] = make_bundle(project, project.model("skip_slot")).postprocessing
     assert step.on_missing == "skip"
+
+
+def _drills(built, slot):
+    import json
+
+    root, _, _ = built
+    result = CliRunner().invoke(
+        app, ["test", slot, "--json", "-f", str(root / "numerai.yaml")], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    (outcome,) = json.loads(result.stdout)
+    return {d["case"]: d for d in outcome["benchmark_drills"]}
+
+
+def test_nmr_test_shows_skip_keeping_the_round_when_the_column_or_ids_are_missing(built):
+    drills = _drills(built, "skip_slot")
+    assert sorted(drills) == ["benchmark column missing", "benchmark ids missing"]
+    for drill in drills.values():
+        assert (drill["status"], drill["expected"]) == (SUCCESS, True)
+        assert drill["detail"].startswith("WARNING:nmr:blend_benchmark skipped for ")
+
+
+def test_nmr_test_shows_fail_losing_the_round_without_failing_the_test(built):
+    drills = _drills(built, "fail_slot")
+    assert {case: d["status"] for case, d in drills.items()} == {
+        "benchmark column missing": FAILED,
+        "benchmark ids missing": FAILED,
+    }
+    assert all(d["expected"] for d in drills.values())  # fail is the declared choice
+    assert "v52_lgbm_ender20" in drills["benchmark column missing"]["detail"]

@@ -152,3 +152,16 @@ def test_bash_sourcing_the_shown_script_completes_a_slot_name(project):
         timeout=60,
     )
     assert result.stdout.split() == ["alpha_two"], result.stderr
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["nmr test al", "nmr plan --target al", "nmr apply -t al", "nmr logs al"],
+)
+def test_slot_names_complete_wherever_a_command_takes_a_slot(project, words):
+    env = {
+        "_NMR_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    assert _nmr(project, env).stdout.split() == ["alpha_one", "alpha_two"]

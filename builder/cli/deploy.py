@@ -15,14 +15,16 @@ from pathlib import Path
 
 import typer
 
-from builder.cli.app import app, user_errors
+from builder.cli.app import app, complete_slot, user_errors
 from builder.errors import NmrError
 
 _CONFIG = typer.Option(None, "-f", "--file", help="numerai.yaml to use (default: search up).")
 _SANDBOX = typer.Option(
     False, "--sandbox", help="Use a local sandbox in the project's .nmr/ instead of Numerai."
 )
-_TARGET = typer.Option(None, "--target", "-t", help="Only this model slot (repeatable).")
+_TARGET = typer.Option(
+    None, "--target", "-t", help="Only this model slot (repeatable).", autocompletion=complete_slot
+)
 
 
 @app.command()
@@ -200,7 +202,7 @@ def status(
 @app.command()
 @user_errors
 def logs(
-    slot: str = typer.Argument(..., help="The model slot."),
+    slot: str = typer.Argument(..., help="The model slot.", autocompletion=complete_slot),
     sandbox: bool = _SANDBOX,
     config: Path = _CONFIG,
 ) -> None:

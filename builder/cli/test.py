@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from builder.cli.app import app, debug_enabled, user_errors
+from builder.cli.app import app, complete_runtime, complete_slot, debug_enabled, user_errors
 from builder.runner import ERROR, FAILED, Limits, RunResult
 from builder.testing import Observer, TestRequest, run_tests
 
@@ -23,9 +23,13 @@ from builder.testing import Observer, TestRequest, run_tests
 @app.command("test")
 @user_errors
 def test_command(
-    slots: list[str] = typer.Argument(None, help="Model slots to test (default: all)."),
+    slots: list[str] = typer.Argument(
+        None, help="Model slots to test (default: all).", autocompletion=complete_slot
+    ),
     pickle: Path = typer.Option(None, "--pickle", help="Run this pickle instead of built slots."),
-    runtime: str = typer.Option(None, "--runtime", help="Runtime tag for --pickle."),
+    runtime: str = typer.Option(
+        None, "--runtime", help="Runtime tag for --pickle.", autocompletion=complete_runtime
+    ),
     live: Path = typer.Option(None, "--live", help="Live features parquet."),
     benchmarks: Path = typer.Option(None, "--benchmarks", help="Live benchmark models parquet."),
     validation: Path = typer.Option(
@@ -114,6 +118,13 @@ class _Printer(Observer):
 
     def validation(self, report):
         _print_validation(report)
+
+    def drill(self, name, drill):
+        verdict = "keeps the round" if drill.status == "Success" else "loses the round"
+        typer.echo(
+            f"  if Numerai's live file has its {drill.case} (on_missing: {drill.on_missing}): "
+            f"{drill.status}, {verdict}: {drill.detail}"
+        )
 
     def problem(self, text):
         typer.echo(f"  FAIL {text}")
