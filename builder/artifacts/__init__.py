@@ -15,6 +15,7 @@ The registry below is data so `nmr` can print what is supported.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import NmrError
@@ -26,6 +27,23 @@ FORMATS: dict[str, str] = {
     "onnx": "builder.artifacts.onnx",
     "catboost": "builder.artifacts.catboost",
 }
+
+
+@dataclass(frozen=True)
+class Support:
+    """One row of "what nmr supports": a model family a reader compiles and what it promises.
+
+    Each reader module lists its rows in ``SUPPORT``; ``nmr supported`` and the README's support
+    table print them, and the fidelity check holds the compiled model to ``tolerance``.
+    """
+
+    family: str  # "LightGBM", "scikit-learn trees"
+    inputs: str  # files and model kinds read
+    evaluator: str  # what runs in the pickle
+    # |compiled - native| <= tolerance * max(|native|, 1); 0.0 means bit for bit
+    tolerance: float
+    against: str = ""  # which native output the tolerance is measured against, when not predict
+
 
 # Formats whose model file names other files that ``read`` opens too (ONNX external data, see
 # builder.artifacts.onnx.input_files). Every other format reads exactly its one file; knowing
@@ -44,6 +62,11 @@ SUFFIXES: dict[str, str] = {
     ".onnx": "onnx",
     ".cbm": "catboost",
 }
+
+
+def support() -> tuple[tuple[str, Support], ...]:
+    """(format, row) for every reader's ``SUPPORT`` rows, in ``FORMATS`` order."""
+    return tuple((fmt, row) for fmt in FORMATS for row in reader(fmt).SUPPORT)
 
 
 def reader(fmt: str):

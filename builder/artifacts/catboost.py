@@ -41,12 +41,22 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names
+from builder.artifacts import Support, bind_feature_names
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "catboost"
 SUFFIXES = (".cbm",)
+
+SUPPORT = (
+    Support(
+        "CatBoost",
+        "`.cbm`, JSON, pickled `CatBoostRegressor` (numeric features, symmetric trees)",
+        "exact numpy trees",
+        0.0,
+        against="`RawFormulaVal`",
+    ),
+)
 
 # CatBoost's binary model files start with this magic (model/model_export/... "CBM1").
 CBM_MAGIC = b"CBM1"

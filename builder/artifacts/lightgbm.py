@@ -17,13 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names
+from builder.artifacts import Support, bind_feature_names
 from builder.artifacts.forest import category_bitset
 from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "lightgbm"
 SUFFIXES = (".txt", ".lgb", ".json")
+
+SUPPORT = (
+    Support(
+        "LightGBM",
+        "model text, `dump_model` JSON; gbdt, dart, rf, goss; categorical splits, linear trees",
+        "exact numpy trees (bit-sliced kernel)",
+        0.0,
+    ),
+)
 
 # objective name -> (IR transform, task); "sqrt" in the objective string overrides the
 # regression transform (RegressionL2loss::ConvertOutput with sqrt_).

@@ -24,13 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names, ubjson
+from builder.artifacts import Support, bind_feature_names, ubjson
 from builder.artifacts.forest import category_bitset, concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "xgboost"
 SUFFIXES = (".json", ".ubj")
+
+SUPPORT = (
+    Support(
+        "XGBoost",
+        "`save_model` JSON / UBJSON (1.7-3.x); gbtree, dart",
+        "exact numpy trees",
+        0.0,
+    ),
+)
 
 # objective -> (ProbToMargin kind, output transform, task, native predict output)
 OBJECTIVES: dict[str, tuple[str, str, str, str]] = {

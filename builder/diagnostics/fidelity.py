@@ -5,7 +5,8 @@ each member's preprocessed inputs and raw evaluator output (before postprocessin
 builder then asks the native library (``builder.artifacts.reader(fmt).native_predict``) for
 its predictions on exactly those inputs and reports the largest absolute difference.
 
-Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4): tree
+Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4), stated
+as data in each reader's ``SUPPORT`` rows (builder/artifacts/__init__.py ``Support``): tree
 ensembles reproduce the native library bit for bit (0.0); ONNX graphs match onnxruntime to
 1e-5 relative (absolute for outputs below 1 in magnitude).
 """
@@ -22,8 +23,6 @@ import numpy as np
 
 from builder.errors import NmrError, NotSupportedYet
 
-# format -> relative tolerance (0.0: must be identical)
-TOLERANCES = {"lightgbm": 0.0, "xgboost": 0.0, "sklearn": 0.0, "onnx": 1e-5, "catboost": 0.0}
 _CHILD = Path(__file__).with_name("model_child.py")
 
 
@@ -96,7 +95,8 @@ def compare_member(member, X: np.ndarray, raw: np.ndarray) -> MemberFidelity:
     """Native predictions of one configured member vs the pickle's raw output on ``X``."""
     from builder.artifacts import reader
 
-    tolerance = TOLERANCES.get(member.format, 0.0)
+    # the reader's stated tolerance (its SUPPORT rows; the strictest when it has several)
+    tolerance = min(row.tolerance for row in reader(member.format).SUPPORT)
     # a reader whose models differ in promise (scikit-learn: exact trees, BLAS-summed linear
     # models, MLPs and Pipelines) states the tolerance per artifact
     tolerance_of = getattr(reader(member.format), "fidelity_tolerance", None)
