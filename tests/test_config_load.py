@@ -57,6 +57,30 @@ def test_models_keep_the_order_written_in_the_file(project):
     assert [m.slot for m in loaded.models] == ["zeta", "alpha", "mid"]
 
 
+THREE_SLOTS = """
+version: 1
+models:
+  zeta: {artifact: artifacts/a.txt, features: small}
+  alpha: {artifact: artifacts/b.txt, features: small}
+  mid: {artifact: artifacts/a.txt, features: small}
+"""
+
+
+def test_selecting_slots_keeps_numerai_yaml_order_and_drops_repeats(project):
+    loaded = load_text(project, THREE_SLOTS)
+    assert [m.slot for m in loaded.select(["mid", "zeta", "mid"])] == ["zeta", "mid"]
+    assert [m.slot for m in loaded.select([])] == ["zeta", "alpha", "mid"]
+
+
+def test_selecting_unknown_slots_names_each_and_the_configured_slots(project):
+    loaded = load_text(project, THREE_SLOTS)
+    with pytest.raises(NmrError) as caught:
+        loaded.select(["alpha", "gamma", "delta"])
+    assert str(caught.value) == (
+        "no model slot 'gamma', 'delta' in numerai.yaml (slots: zeta, alpha, mid)"
+    )
+
+
 def test_feature_set_name_resolves_to_the_features_json_columns(project):
     member = (
         load_text(

@@ -58,7 +58,7 @@ def plan(
         raise NmrError(f"--format {output_format!r} is not one of: text, markdown, json")
     render = to_json if as_json else renderers[output_format]
     project = _load(config)
-    models = desired_state.select_models(project, target)
+    models = project.select(target)
     _require_keys(sandbox)
     if no_build:
         desired = desired_state.from_lock(project, models)
@@ -113,7 +113,7 @@ def apply(
         sandbox = sandbox or saved.sandbox
     _require_keys(sandbox)
     with project_lock(project.root):
-        models = desired_state.select_models(project, target)
+        models = project.select(target)
         desired = _sandbox_creates(
             desired_state.from_build(project, models, log=_build_log), sandbox
         )
