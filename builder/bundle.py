@@ -39,7 +39,7 @@ FIT_CHUNK_COLUMNS = 64
 class CompiledMember:
     """An artifact read into IR and compiled into a kernel evaluator."""
 
-    member: object  # builder.config.Member
+    member: object  # builder.config.MemberConfig
     model_ir: object  # ir.TreeEnsemble | ir.Graph
     evaluator: object  # a builder.kernels evaluator
 

@@ -43,7 +43,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Member:
+class MemberConfig:
     """One trained artifact: the whole model of a slot, or one member of an ensemble."""
 
     artifact: Path
@@ -84,7 +84,7 @@ class DeployConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     slot: str  # the Numerai model slot name (key under models:)
-    members: tuple[Member, ...]
+    members: tuple[MemberConfig, ...]
     ensemble: bool  # True when configured with ensemble:
     preprocessing: tuple[Step, ...]
     postprocessing: tuple[Step, ...]
