@@ -7,7 +7,6 @@ NUMERAI_API_URL) or, with ``--sandbox``, to a sandbox embedded in the project's 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import threading
 import time
@@ -170,42 +169,12 @@ def status(
     config: Path = _CONFIG,
 ) -> None:
     """Each slot of the project: assigned pickle hash, validation and trigger status."""
-    from builder.deploy.state import read_slots
+    from builder.deploy.status import render_statuses, slot_statuses, statuses_json
 
     project = _load(config)
     with _client(project, sandbox) as client:
-        remote = read_slots(client)
-    rows = []
-    for model in project.models:
-        slot = remote.get(model.slot)
-        assigned = slot.assigned if slot else None
-        rows.append(
-            {
-                "slot": model.slot,
-                "exists": slot is not None,
-                "model_id": slot.model_id if slot else None,
-                "pickle_sha256_prefix": assigned.sha_prefix if assigned else None,
-                "pickle_filename": assigned.filename if assigned else None,
-                "validation_status": assigned.validation_status if assigned else None,
-                "trigger_status": assigned.trigger_status if assigned else None,
-            }
-        )
-    if as_json:
-        typer.echo(json.dumps({"format_version": 1, "slots": rows}, indent=2))
-        return
-    width = max([len(row["slot"]) for row in rows] + [4])
-    typer.echo(f"{'SLOT':<{width}}  {'PICKLE':<16}  {'VALIDATION':<10}  TRIGGER")
-    for row in rows:
-        if not row["exists"]:
-            typer.echo(f"{row['slot']:<{width}}  (slot does not exist)")
-            continue
-        pickle = row["pickle_sha256_prefix"] or (
-            "(not nmr)" if row["pickle_filename"] else "(none)"
-        )
-        typer.echo(
-            f"{row['slot']:<{width}}  {pickle:<16}  {row['validation_status'] or '-':<10}  "
-            f"{row['trigger_status'] or '-'}"
-        )
+        rows = slot_statuses(project, client)
+    typer.echo(statuses_json(rows) if as_json else render_statuses(rows), nl=as_json)
 
 
 @app.command()
@@ -216,26 +185,11 @@ def logs(
     config: Path = _CONFIG,
 ) -> None:
     """Status sequence and log lines of the slot's most recent validation or run."""
+    from builder.deploy.status import latest_run, render_run
+
     project = _load(config)
     with _client(project, sandbox) as client:
-        model = next((m for m in client.models() if m["name"] == slot), None)
-        if model is None:
-            raise NmrError(f"model slot {slot!r} does not exist on this account")
-        pickles = client.pickles(model_id=model["id"])
-        if not pickles:
-            raise NmrError(f"model slot {slot!r} has no uploaded pickle")
-        # computePickles lists oldest first; a stable sort keeps that order among equal times
-        pickle = sorted(pickles, key=lambda p: p.get("insertedAt") or "")[-1]
-        triggers = pickle.get("triggers") or []
-        if not triggers:
-            raise NmrError(f"pickle {pickle['filename']} of {slot!r} has not run yet")
-        trigger = triggers[-1]
-        typer.echo(f"{slot}: {pickle['filename']} ({trigger.get('type') or 'run'})")
-        for entry in trigger.get("statuses") or []:
-            note = f" - {entry['description']}" if entry.get("description") else ""
-            typer.echo(f"  {entry.get('insertedAt')}  {entry['status']}{note}")
-        for line in client.trigger_logs(trigger["id"]):
-            typer.echo(line.get("message") or "")
+        typer.echo(render_run(latest_run(client, slot)), nl=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------
