@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.artifacts import Support, bind_feature_names
+from builder.artifacts.forest import concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
@@ -182,17 +183,6 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
 
     trees = doc["oblivious_trees"]
     parts = [_tree_arrays(tree, column_of, nan_left, source, t) for t, tree in enumerate(trees)]
-    sizes = np.array([len(p["feature"]) for p in parts], dtype=np.int64)
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-
-    def cat(key, dtype):
-        if not parts:
-            return np.zeros(0, dtype=dtype)
-        return np.concatenate([p[key] for p in parts]).astype(dtype)
-
-    split_feature = cat("feature", np.int32)
-    n_nodes = len(split_feature)
     scale, bias = _scale_and_bias(doc, source)
     transform, params = "identity", {}
     if scale != 1.0 or bias != 0.0:
@@ -201,16 +191,8 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
     return TreeEnsemble(
         library="catboost",
         feature_names=tuple(names),
-        tree_offsets=offsets,
         tree_class=np.zeros(len(parts), dtype=np.int32),
-        split_feature=split_feature,
-        threshold=cat("threshold", np.float64),
-        left_child=cat("left", np.int32),
-        right_child=cat("right", np.int32),
-        default_left=cat("default_left", bool),
-        nan_as_zero=np.zeros(n_nodes, dtype=bool),
-        zero_as_missing=np.zeros(n_nodes, dtype=bool),
-        leaf_value=cat("leaf_value", np.float64),
+        **node_fields(concat_trees(parts)),
         n_outputs=1,
         init=np.zeros(1, dtype=np.float64),
         compare="<=",
@@ -371,13 +353,15 @@ def _tree_arrays(tree: dict, column_of: dict, nan_left: dict, source: str, t: in
     right[:n_internal] = 2 * heap + 2
     leaf_value = np.zeros(n, dtype=np.float64)
     leaf_value[n_internal:] = leaves
-    return {
-        "feature": feature,
+    return {  # concat_trees' layout (builder/artifacts/forest.py); CatBoost has no categories here
+        "split_feature": feature,
         "threshold": threshold,
         "left": left,
         "right": right,
         "default_left": default_left,
         "leaf_value": leaf_value,
+        "is_categorical": np.zeros(n, dtype=bool),
+        "cat_sets": None,
     }
 
 
