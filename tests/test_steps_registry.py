@@ -119,14 +119,8 @@ def test_registered_defaults_are_what_the_kernels_use_when_the_parameter_is_abse
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "features.json").write_text(
-        json.dumps({"feature_sets": {"small": ["feature_a", "feature_b"]}, "targets": ["t"]})
-    )
-    (tmp_path / "artifacts").mkdir()
-    (tmp_path / "artifacts" / "a.txt").write_text("placeholder: the loader only checks existence")
-    return tmp_path
+def project(config_project: Path) -> Path:
+    return config_project  # tests/conftest.py
 
 
 def _write_config(project: Path, spec, params: dict) -> Path:
