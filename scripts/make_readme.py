@@ -1,11 +1,12 @@
-"""Assemble README.md (the landing page) from docs/readme/*.md, and docs/cli.md from the CLI.
+"""Assemble README.md (the landing page) from docs/readme/*.md, docs/cli.md from the CLI, and
+the op table of docs/onnx.md from the ONNX op registry.
 
 Both are generated so that the command tables cannot drift from `nmr --help`, and the
 "What nmr supports" section cannot drift from the registries `nmr supported` prints.
 tests/test_readme.py fails when either is not what this script writes.
 
-    python scripts/make_readme.py          # rewrite README.md and docs/cli.md
-    python scripts/make_readme.py --check  # exit 1 if either is stale
+    python scripts/make_readme.py          # rewrite README.md, docs/cli.md, docs/onnx.md's table
+    python scripts/make_readme.py --check  # exit 1 if any is stale
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import typer.main
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ROOT / "docs" / "readme"
 CLI_PAGE = ROOT / "docs" / "cli.md"
+ONNX_PAGE = ROOT / "docs" / "onnx.md"  # only its op table is generated
 # The landing page in the order a newcomer reads it: what and why, quickstart, a short
 # numerai.yaml, the commands, what is supported (from the code's registries, builder/supported.py),
 # where the reference pages are.
@@ -104,8 +106,19 @@ def _walk(command, path: list[str]):
         yield path, command
 
 
+def render_onnx_page() -> str:
+    """docs/onnx.md with its op table regenerated from the op registry."""
+    from builder.supported import with_op_table
+
+    return with_op_table(ONNX_PAGE.read_text())
+
+
 def main(argv: list[str]) -> int:
-    outputs = {ROOT / "README.md": render(), CLI_PAGE: render_cli_page()}
+    outputs = {
+        ROOT / "README.md": render(),
+        CLI_PAGE: render_cli_page(),
+        ONNX_PAGE: render_onnx_page(),
+    }
     if "--check" in argv:
         stale = [p.name for p, text in outputs.items() if not p.exists() or p.read_text() != text]
         if stale:
