@@ -15,10 +15,11 @@ The registry below is data so `nmr` can print what is supported.
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import NmrError
+from builder.errors import ArtifactError, NmrError
 
 FORMATS: dict[str, str] = {
     "lightgbm": "builder.artifacts.lightgbm",
@@ -105,6 +106,25 @@ def input_files(path: Path, fmt: str) -> tuple[Path, ...]:
 def read(path: Path, fmt: str, feature_names=None):
     """Read an artifact into IR."""
     return reader(fmt).read(Path(path), feature_names)
+
+
+@contextmanager
+def damaged_model(path: Path, library: str, resave: str, errors: tuple):
+    """Turn ``errors`` raised while translating a model document into one ArtifactError.
+
+    A hand-edited or partly written document fails deep in the translation (a missing key, a
+    short list); the user needs the file, the first thing missing and how to re-save it, not
+    the lookup that failed. NmrError (a located refusal) passes through as it is.
+    """
+    try:
+        yield
+    except NmrError:
+        raise
+    except errors as exc:
+        raise ArtifactError(
+            f"{path}: incomplete or damaged {library} model ({type(exc).__name__}: {exc}); "
+            f"re-save it with {resave}"
+        ) from exc
 
 
 def bind_feature_names(recorded, given, width: int | None, source: str) -> list[str]:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import Support, bind_feature_names
+from builder.artifacts import Support, bind_feature_names, damaged_model
 from builder.artifacts.forest import concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
@@ -73,15 +73,10 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
     """Read a CatBoost model file (``.cbm``, CatBoost JSON, or a pickled model) into IR."""
     path = Path(path)
     doc = load_document(path)
-    try:
+    with damaged_model(
+        path, "CatBoost", "model.save_model", (KeyError, IndexError, TypeError, ValueError)
+    ):
         return ensemble_from_document(doc, feature_names, source=path.name)
-    except NmrError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{path}: incomplete or damaged CatBoost model ({type(exc).__name__}: {exc}); "
-            "re-save it with model.save_model"
-        ) from exc
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
