@@ -49,7 +49,6 @@ def plan(
     """Show what apply would change on the model slots, attribute by attribute (Terraform-style
     diff of each slot's inputs since the pickle it runs was built)."""
     from builder.deploy import desired as desired_state
-    from builder.deploy.apply import current_plan
     from builder.deploy.plan import render_markdown, render_text, to_json
 
     renderers = {"text": render_text, "markdown": render_markdown, "json": to_json}
@@ -65,13 +64,7 @@ def plan(
         desired = desired_state.from_build(project, models, log=_build_log)
     desired = _sandbox_creates(desired, sandbox)
     with _client(project, sandbox) as client:
-        the_plan = current_plan(
-            client,
-            desired,
-            sandbox=sandbox,
-            targets=tuple(target or ()),
-            manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
-        )
+        the_plan = _current_plan(client, project, desired, sandbox, target)
     if out is not None:
         out.write_text(to_json(the_plan), encoding="utf-8")
     typer.echo(render(the_plan).rstrip())
@@ -101,7 +94,7 @@ def apply(
 ) -> None:
     """Build, test, upload, wait for validation, assign: make the slots match numerai.yaml."""
     from builder.deploy import desired as desired_state
-    from builder.deploy.apply import apply_plan, check_not_stale, current_plan, project_lock
+    from builder.deploy.apply import apply_plan, check_not_stale, project_lock
     from builder.deploy.plan import from_json, render_text
 
     project = _load(config)
@@ -117,13 +110,7 @@ def apply(
             desired_state.from_build(project, models, log=_build_log), sandbox
         )
         with _client(project, sandbox) as client:
-            fresh = current_plan(
-                client,
-                desired,
-                sandbox=sandbox,
-                targets=tuple(target or ()),
-                manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
-            )
+            fresh = _current_plan(client, project, desired, sandbox, target)
             if saved is not None:
                 check_not_stale(saved, fresh)
             if not fresh.has_changes:
@@ -193,6 +180,21 @@ def logs(
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _current_plan(client, project, desired, sandbox: bool, target):
+    """The plan of ``desired`` against the live state, with the previous builds' manifests for
+    the attribute diff (plan and apply make it the same way)."""
+    from builder.deploy import desired as desired_state
+    from builder.deploy.apply import current_plan
+
+    return current_plan(
+        client,
+        desired,
+        sandbox=sandbox,
+        targets=tuple(target or ()),
+        manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
+    )
 
 
 def _load(config: Path | None):
