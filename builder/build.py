@@ -59,7 +59,7 @@ def build_project(
     """
     from builder.pack import kernel_sources_digest
 
-    models = _selected(project, slots)
+    models = project.select(slots)
     lock = locks.read_lock(project)
     kernels = kernel_sources_digest()
     results: dict[str, BuildResult] = {}
@@ -236,19 +236,6 @@ def _failed(project: Project, model, pickle_path: Path, error: NmrError) -> Buil
         status="failed",
         error=message,
     )
-
-
-def _selected(project: Project, slots) -> list:
-    if not slots:
-        return list(project.models)
-    known = {m.slot: m for m in project.models}
-    unknown = [s for s in slots if s not in known]
-    if unknown:
-        raise NmrError(
-            f"no model slot {unknown[0]!r} in {project.config_path.name} "
-            f"(slots: {', '.join(known) or 'none'})"
-        )
-    return [known[s] for s in dict.fromkeys(slots)]
 
 
 def _pruned(project: Project, lock: dict, slots) -> dict:

@@ -19,15 +19,17 @@ from builder.config.model import ModelConfig, Project, Step
 from builder.errors import NmrError
 from builder.kernels import bundle as kb
 from builder.kernels import steps as ks
+from builder.steps import BY_NAME as STEP_SPECS
+from builder.steps import STEPS
 
 # Postprocessing steps after which every value is inside [0, 1] whatever came before them
-# (rank_per_era gives (0, 1]; blend_benchmark mixes two per-era ranks).
-BOUNDED_STEPS = ("rank_per_era", "blend_benchmark")
-UNBOUNDED_STEPS = ("neutralize", "gaussianize_per_era")
+# (rank_per_era gives (0, 1]; blend_benchmark mixes two per-era ranks): builder/steps.py.
+BOUNDED_STEPS = tuple(s.name for s in STEPS if s.stage == "post" and s.bounded)
+UNBOUNDED_STEPS = tuple(s.name for s in STEPS if s.stage == "post" and not s.bounded)
 # blend_benchmark without on_missing: skip. Numerai gives no second run on a round day, so a
 # benchmark file without the column or some ids must not cost the submission; the unblended
 # per-era rank is still a valid prediction, and the pickle logs that it was used.
-BLEND_ON_MISSING_DEFAULT = "skip"
+BLEND_ON_MISSING_DEFAULT = STEP_SPECS["blend_benchmark"].param("on_missing").default
 # Columns per chunk when fitting statistics on data.train: every preprocessing step acts on each
 # column alone, so fitting column blocks one at a time is exact and bounds memory.
 FIT_CHUNK_COLUMNS = 64
@@ -37,7 +39,7 @@ FIT_CHUNK_COLUMNS = 64
 class CompiledMember:
     """An artifact read into IR and compiled into a kernel evaluator."""
 
-    member: object  # builder.config.Member
+    member: object  # builder.config.MemberConfig
     model_ir: object  # ir.TreeEnsemble | ir.Graph
     evaluator: object  # a builder.kernels evaluator
 
@@ -245,7 +247,10 @@ def summary(project: Project, model: ModelConfig, compiled, feature_names) -> di
 
 
 def _needs_train(step: Step) -> bool:
-    return step.name == "standardize" or (step.name == "fill_missing" and step.get("value") is None)
+    """Whether the step fits statistics on data.train (builder/steps.py ``fits_on_train``)."""
+    spec = STEP_SPECS.get(step.name)
+    fits = spec.fits_on_train if spec else ""
+    return fits == "always" or (bool(fits) and step.get(fits) is None)
 
 
 def _chunk_fit(step: Step, X: np.ndarray) -> dict:
@@ -295,7 +300,8 @@ def _post_step(project: Project, model: ModelConfig, step: Step):
             columns = (columns,)
         if not columns:
             raise NmrError(f"{step.mark}: models.{model.slot}: neutralize needs features")
-        return ks.Neutralize(tuple(columns), float(step.get("proportion", 1.0)))
+        proportion = step.get("proportion", STEP_SPECS["neutralize"].param("proportion").default)
+        return ks.Neutralize(tuple(columns), float(proportion))
     if step.name == "blend_benchmark":
         return ks.BlendBenchmark(
             str(step.get("column")),

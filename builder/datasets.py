@@ -28,9 +28,8 @@ class SynthSizes:
     train_eras: int = 40
     validation_eras: int = 12
     rows_per_era: int = 500
-    live_rows: int = (
-        6720  # rows in Numerai's live.parquet of 2025-12-14 (docs/design/numerai.md §3)
-    )
+    # rows in Numerai's live.parquet of 2025-12-14 (docs/design/numerai.md §3)
+    live_rows: int = 6720
 
     def scaled(self, factor: float) -> SynthSizes:
         """Every count times ``factor``, keeping enough to stay Numerai-shaped (small within

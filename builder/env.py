@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import runtimes
+from builder.child import clean_env, failure_line
 from builder.errors import NmrError, NotSupportedYet
 
 try:
@@ -346,14 +347,13 @@ def _run(cmd: list[str], what: str) -> None:
     except (OSError, subprocess.SubprocessError) as error:
         raise NmrError(f"could not {what}: {error}") from None
     if out.returncode != 0:
-        lines = [line for line in (out.stderr or out.stdout).splitlines() if line.strip()]
-        raise NmrError(f"could not {what}: {lines[-1] if lines else 'exit ' + str(out.returncode)}")
+        raise NmrError(f"could not {what}: {failure_line(out)}")
 
 
 def _clean_env() -> dict[str, str]:
     """The environment for env subprocesses, without anything that would leak the builder's
     packages into the target interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env = clean_env()
     env.pop("PIP_REQUIRE_VIRTUALENV", None)
     return env
 

@@ -15,12 +15,12 @@ import json
 import math
 import os
 import pickletools
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.child import clean_env, failure_line, run_python
 from builder.env import Env
 from builder.errors import NmrError
 
@@ -88,29 +88,17 @@ def pack_many(objs: list, env: Env, image_packages: bool = False) -> list[Packed
             )
             np.savez(work / f"arrays_{i}.npz", **arrays)
         (work / "batch.json").write_text(json.dumps({"count": len(objs)}), encoding="utf-8")
-        child_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))
-        }
         # Set iteration order (frozenset constants in code objects) depends on string hashing.
-        child_env["PYTHONHASHSEED"] = "0"
-        out = subprocess.run(
-            [
-                str(env.python),
-                "-s",
-                "-c",
-                CHILD_SOURCE.read_text(encoding="utf-8"),
-                tmp,
-                str(KERNELS_DIR),
-            ],
+        child_env = {**clean_env(), "PYTHONHASHSEED": "0"}
+        out = run_python(
+            env.python,
+            ["-c", CHILD_SOURCE.read_text(encoding="utf-8"), tmp, str(KERNELS_DIR)],
             cwd=tmp,
             env=child_env,
-            capture_output=True,
-            text=True,
             timeout=600 + 60 * len(objs),
         )
         if out.returncode != 0:
-            lines = [line for line in out.stderr.splitlines() if line.strip()]
-            detail = lines[-1] if lines else f"exit code {out.returncode}"
+            detail = failure_line(out)
             raise NmrError(
                 f"packing in the Python {env.python_version} env ({env.runtime}) failed: {detail}"
             )
@@ -346,13 +334,10 @@ def inspect_pickle(
     info["modules_outside"] = _modules_outside(info["refused"], runtime_tag)
     if python is None:
         return info
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     outside = [entry["module"] for entry in info["modules_outside"]]
-    out = subprocess.run(
-        [str(python), "-s", "-c", _INSPECT_CHILD, str(Path(path).resolve()), json.dumps(outside)],
-        capture_output=True,
-        text=True,
-        env=env,
+    out = run_python(
+        python,
+        ["-c", _INSPECT_CHILD, str(Path(path).resolve()), json.dumps(outside)],
         cwd=tempfile.gettempdir(),
         timeout=300,
     )
@@ -364,8 +349,7 @@ def inspect_pickle(
     for entry in info["modules_outside"]:
         entry["in_env"] = entry["module"] not in absent
     if out.returncode != 0 and "load_error" not in report:  # killed, or crashed in C code
-        lines = [line for line in out.stderr.splitlines() if line.strip()]
-        report["load_error"] = lines[-1] if lines else f"exit code {out.returncode}"
+        report["load_error"] = failure_line(out)
     info.update(report)
     return info
 

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.config.model import Member, ModelConfig, Project
+from builder.config.model import MemberConfig, ModelConfig, Project
 from builder.config.problems import Problem
 from builder.errors import ArtifactError, NmrError
 
@@ -86,7 +86,7 @@ def check_project(project: Project, slots=None, config_problems=()) -> Report:
     return Report(sorted(errors, key=order), sorted(warnings, key=order))
 
 
-def read_header(member: Member) -> Header:
+def read_header(member: MemberConfig) -> Header:
     """The member's artifact header; ``ArtifactError`` / ``NotSupportedYet`` when it cannot
     be built."""
     path = Path(member.artifact)
@@ -108,7 +108,7 @@ def read_header(member: Member) -> Header:
     return _any_reader_header(path, member)
 
 
-def check_features(member: Member, header: Header) -> None:
+def check_features(member: MemberConfig, header: Header) -> None:
     """NmrError when the member's configured features are not the model's inputs."""
     from builder.artifacts import bind_feature_names
 
@@ -136,7 +136,7 @@ def data_nan_shares(project: Project) -> dict[str, tuple[Path, dict[str, float]]
     return shares
 
 
-def nan_warning(model: ModelConfig, member: Member, header: Header, shares, path: str):
+def nan_warning(model: ModelConfig, member: MemberConfig, header: Header, shares, path: str):
     """One sentence when the data has NaN in this member's columns, the member cannot take
     NaN and no fill_missing step (of the slot or of the member) replaces it; else None."""
     if header.takes_nan:
@@ -328,7 +328,7 @@ def _check_onnx_ops(model, input_name: str, path: Path) -> None:
             )
 
 
-def _any_reader_header(path: Path, member: Member) -> Header:
+def _any_reader_header(path: Path, member: MemberConfig) -> Header:
     """A format without a cheap header reader: the registered reader reads it whole (what the
     build does anyway); the config loader already refused formats nmr has no reader for."""
     from builder import artifacts
@@ -355,7 +355,7 @@ def _named(names: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _problem(project: Project, model: ModelConfig, member: Member, path: str, message: str):
+def _problem(project: Project, model: ModelConfig, member: MemberConfig, path: str, message: str):
     # readers name the file by its absolute path; the place in numerai.yaml already says which
     # member it is, so the file is shown as the config wrote it (relative to the project)
     artifact = Path(member.artifact)

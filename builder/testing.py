@@ -299,14 +299,8 @@ def _test_slots(request: TestRequest, observer: Observer) -> list[TestedSlot]:
     from builder.config import load
 
     project = load(request.config)
-    known = [m.slot for m in project.models]
-    for slot in request.slots:
-        if slot not in known:
-            raise NmrError(f"unknown model slot {slot!r} (numerai.yaml has: {', '.join(known)})")
     outcomes = [
-        _test_slot(project, model, request, observer)
-        for model in project.models
-        if not request.slots or model.slot in request.slots
+        _test_slot(project, model, request, observer) for model in project.select(request.slots)
     ]
     from builder.diagnostics import write_index
 

@@ -13,13 +13,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import rankdata
 
 from builder.bundle import make_bundle
 from builder.config import load
 from builder.errors import NmrError
 from builder.kernels.bundle import Predict, PredictLegacy
 from tests.buildkit import train_lightgbm, write_config, write_data
+from tests.numerai_reference import rank_per_era
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +46,6 @@ def _native(root, artifact, features, X):
     return booster.predict(X[features].to_numpy(dtype=np.float64))
 
 
-def _rank(p, eras):
-    out = np.empty(len(p))
-    for era in np.unique(eras):
-        rows = eras == era
-        out[rows] = rankdata(p[rows]) / rows.sum()
-    return out
-
-
 def test_single_model_with_steps_equals_native_output_through_reference_steps(project_dir):
     root, sets = project_dir
     bundle = _bundle(
@@ -72,7 +64,7 @@ def test_single_model_with_steps_equals_native_output_through_reference_steps(pr
     )
     live = _live(root)
     X = live[sets["small"]].fillna(2).clip(1, 3)
-    expected = _rank(_native(root, "reg_small", sets["small"], X), live["era"].to_numpy())
+    expected = rank_per_era(_native(root, "reg_small", sets["small"], X), live["era"].to_numpy())
     out = bundle(live, None)
     assert list(out.columns) == ["prediction"]
     assert out.index.equals(live.index)
@@ -95,8 +87,8 @@ def test_ensemble_ranks_members_per_era_then_takes_the_weighted_mean(project_dir
     )
     live = _live(root)
     eras = live["era"].to_numpy()
-    a = _rank(_native(root, "reg_small", sets["small"], live), eras)
-    b = _rank(_native(root, "reg_medium", sets["medium"], live), eras)
+    a = rank_per_era(_native(root, "reg_small", sets["small"], live), eras)
+    b = rank_per_era(_native(root, "reg_medium", sets["medium"], live), eras)
     out = bundle(live, None)["prediction"].to_numpy()
     np.testing.assert_allclose(out, (0.7 * a + 0.3 * b) / 1.0, rtol=0, atol=1e-15)
 
@@ -289,9 +281,9 @@ def test_blend_benchmark_bundle_reads_the_benchmark_frame(project_dir):
     live = _live(root)
     bench = pd.read_parquet(root / "data" / "live_benchmark_models.parquet")
     eras = live["era"].to_numpy()
-    expected = 0.75 * _rank(_native(root, "reg_small", sets["small"], live), eras) + 0.25 * _rank(
-        bench["v52_lgbm_ender20"].reindex(live.index).to_numpy(), eras
-    )
+    expected = 0.75 * rank_per_era(
+        _native(root, "reg_small", sets["small"], live), eras
+    ) + 0.25 * rank_per_era(bench["v52_lgbm_ender20"].reindex(live.index).to_numpy(), eras)
     np.testing.assert_allclose(bundle(live, bench)["prediction"].to_numpy(), expected, atol=1e-15)
 
 
@@ -403,11 +395,11 @@ def test_member_preprocessing_fills_only_that_member_while_the_other_keeps_nativ
     filled = live.copy()
     filled[sets["small"]] = filled[sets["small"]].fillna(2)
     eras = np.zeros(len(live))
-    expected = 0.5 * _rank(_native(root, "reg_small", sets["small"], filled), eras) + 0.5 * _rank(
-        _native(root, "reg_medium", sets["medium"], live), eras
-    )
+    expected = 0.5 * rank_per_era(
+        _native(root, "reg_small", sets["small"], filled), eras
+    ) + 0.5 * rank_per_era(_native(root, "reg_medium", sets["medium"], live), eras)
     got = bundle(live, None)["prediction"].to_numpy()
-    np.testing.assert_array_equal(got, _rank(expected, eras))
+    np.testing.assert_array_equal(got, rank_per_era(expected, eras))
 
 
 def test_member_fill_missing_median_is_fitted_on_that_members_train_columns(project_dir):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -13,23 +12,10 @@ from hypothesis import strategies as st
 
 from builder.config import ConfigError, Problem, load
 
-FEATURE_SETS = {
-    "small": ["feature_a", "feature_b"],
-    "medium": ["feature_a", "feature_b", "feature_c"],
-    "all": ["feature_a", "feature_b", "feature_c", "feature_d"],
-}
-
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "features.json").write_text(
-        json.dumps({"feature_sets": FEATURE_SETS, "targets": ["target"]})
-    )
-    (tmp_path / "artifacts").mkdir()
-    for name in ("a.txt", "b.txt", "m.onnx"):
-        (tmp_path / "artifacts" / name).write_text("placeholder: the loader only checks existence")
-    return tmp_path
+def project(config_project: Path) -> Path:
+    return config_project  # tests/conftest.py
 
 
 def problems_of(project: Path, text: str) -> list[Problem]:

@@ -13,24 +13,12 @@ import pytest
 from builder import runtimes
 from builder.config import ConfigError, Step, find_config, load
 from builder.errors import NmrError
-
-FEATURE_SETS = {
-    "small": ["feature_b", "feature_a"],
-    "medium": ["feature_a", "feature_b", "feature_c"],
-    "all": ["feature_a", "feature_b", "feature_c", "feature_d"],
-}
+from tests.conftest import CONFIG_FEATURE_SETS
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "features.json").write_text(
-        json.dumps({"feature_sets": FEATURE_SETS, "targets": ["target"]})
-    )
-    (tmp_path / "artifacts").mkdir()
-    for name in ("a.txt", "b.txt", "m.onnx", "s.pkl"):
-        (tmp_path / "artifacts" / name).write_text("placeholder")
-    return tmp_path
+def project(config_project: Path) -> Path:
+    return config_project  # tests/conftest.py
 
 
 def write(project: Path, text: str) -> Path:
@@ -55,6 +43,30 @@ def test_models_keep_the_order_written_in_the_file(project):
         """,
     )
     assert [m.slot for m in loaded.models] == ["zeta", "alpha", "mid"]
+
+
+THREE_SLOTS = """
+version: 1
+models:
+  zeta: {artifact: artifacts/a.txt, features: small}
+  alpha: {artifact: artifacts/b.txt, features: small}
+  mid: {artifact: artifacts/a.txt, features: small}
+"""
+
+
+def test_selecting_slots_keeps_numerai_yaml_order_and_drops_repeats(project):
+    loaded = load_text(project, THREE_SLOTS)
+    assert [m.slot for m in loaded.select(["mid", "zeta", "mid"])] == ["zeta", "mid"]
+    assert [m.slot for m in loaded.select([])] == ["zeta", "alpha", "mid"]
+
+
+def test_selecting_unknown_slots_names_each_and_the_configured_slots(project):
+    loaded = load_text(project, THREE_SLOTS)
+    with pytest.raises(NmrError) as caught:
+        loaded.select(["alpha", "gamma", "delta"])
+    assert str(caught.value) == (
+        "no model slot 'gamma', 'delta' in numerai.yaml (slots: zeta, alpha, mid)"
+    )
 
 
 def test_feature_set_name_resolves_to_the_features_json_columns(project):
@@ -107,12 +119,12 @@ def test_ensemble_members_default_to_the_model_features_and_may_override(project
     assert model.ensemble is True
     first, second = model.members
     assert (first.features, first.feature_set, first.weight) == (
-        tuple(FEATURE_SETS["medium"]),
+        tuple(CONFIG_FEATURE_SETS["medium"]),
         "medium",
         0.7,
     )
     assert (second.features, second.feature_set, second.format) == (
-        tuple(FEATURE_SETS["small"]),
+        tuple(CONFIG_FEATURE_SETS["small"]),
         "small",
         "onnx",
     )
@@ -212,7 +224,7 @@ def test_steps_keep_their_order_with_sorted_hashable_params(project):
     assert model.preprocessing[1].params == (("max", 4), ("min", 0))
     neutralize = model.postprocessing[0]
     assert neutralize.params == (("features", "small"), ("proportion", 0.5))
-    assert neutralize.feature_columns == tuple(FEATURE_SETS["small"])
+    assert neutralize.feature_columns == tuple(CONFIG_FEATURE_SETS["small"])
     assert model.postprocessing[1] == Step("gaussianize_per_era")
     assert hash(model.postprocessing)  # steps are hashable (lock hashes normalized config)
 

@@ -114,7 +114,7 @@ def test_onnx_members_may_differ_by_1e5_relative_but_not_more(tmp_path):
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.linear_model import LinearRegression
 
-    from builder.config import Member
+    from builder.config import MemberConfig
 
     X, y = synthdata.numerai_like(300, 6, seed=7)
     regression = LinearRegression().fit(X, y * 100)  # outputs well above 1: relative applies
@@ -123,7 +123,7 @@ def test_onnx_members_may_differ_by_1e5_relative_but_not_more(tmp_path):
     )
     path = tmp_path / "linear.onnx"
     path.write_bytes(onnx_model.SerializeToString())
-    member = Member(
+    member = MemberConfig(
         artifact=path, format="onnx", features=tuple(synthdata.feature_names(6)), feature_set=None
     )
     from builder.artifacts import reader

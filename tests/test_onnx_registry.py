@@ -1,52 +1,49 @@
-"""The op registry is data: the README table is generated from it and every entry has a kernel."""
+"""The op registry is data: docs/onnx.md's table is generated from it and every entry has a kernel."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from builder.compile.onnx import (
-    SUPPORTED_OPS,
-    TABLE_BEGIN,
-    TABLE_END,
-    op_table_markdown,
-    supported_op,
-    write_op_table,
-)
+from builder.compile.onnx import SUPPORTED_OPS, supported_op
 from builder.kernels.onnx import op_names
+from builder.supported import TABLE_BEGIN, TABLE_END, op_table_markdown, with_op_table
 
-README_SECTION = Path(__file__).parents[1] / "docs" / "onnx.md"
+ONNX_PAGE = Path(__file__).parents[1] / "docs" / "onnx.md"
 
 
-def test_readme_op_table_is_the_generated_one():
-    text = README_SECTION.read_text()
+def test_docs_op_table_is_the_generated_one():
+    text = ONNX_PAGE.read_text()
     block = text.split(TABLE_BEGIN)[1].split(TABLE_END)[0]
     assert block.strip() == op_table_markdown().strip()
 
 
-def test_write_op_table_replaces_only_the_marked_block(tmp_path):
-    page = tmp_path / "page.md"
-    page.write_text(f"intro\n{TABLE_BEGIN}\nstale\n{TABLE_END}\noutro\n")
-    write_op_table(page)
-    text = page.read_text()
+def test_op_table_regeneration_replaces_only_the_marked_block():
+    text = with_op_table(f"intro\n{TABLE_BEGIN}\nstale\n{TABLE_END}\noutro\n")
     assert text.startswith("intro\n") and text.endswith("outro\n")
     assert "stale" not in text and "| Gemm | ai.onnx |" in text
 
 
-def test_markdown_flag_prints_the_table():
-    result = subprocess.run(
-        [sys.executable, "-m", "builder.compile.onnx", "--markdown"],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parents[1],
-    )
-    assert result.stdout == op_table_markdown()
+def test_op_table_lists_every_registered_op_once():
+    rows = [line for line in op_table_markdown().splitlines()[2:]]
+    assert len(rows) == len(SUPPORTED_OPS)
 
 
-def test_every_registered_op_except_zipmap_has_a_kernel():
-    assert {s.op for s in SUPPORTED_OPS} - {"ZipMap"} <= set(op_names())
+def test_every_registration_names_an_op_the_kernel_implements():
+    named = {s.kernel_op for s in SUPPORTED_OPS if s.kernel_op is not None}
+    assert named - set(op_names()) == set()
+
+
+def test_every_kernel_op_is_registered():
+    assert set(op_names()) - {s.kernel_op for s in SUPPORTED_OPS} == set()
+
+
+def test_only_the_op_the_reader_drops_has_no_kernel():
+    assert [s.op for s in SUPPORTED_OPS if s.kernel_op is None] == ["ZipMap"]
+
+
+def test_each_op_is_registered_once():
+    keys = [(s.domain, s.op) for s in SUPPORTED_OPS]
+    assert len(keys) == len(set(keys))
 
 
 def test_issue_op_list_is_covered():

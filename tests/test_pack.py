@@ -15,7 +15,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import rankdata
 
 from builder import runtimes
 from builder.bundle import make_bundle
@@ -24,6 +23,7 @@ from builder.env import ensure_env
 from builder.errors import NmrError
 from builder.pack import check_imports, encode, imported_globals, inspect_pickle, pack, pack_many
 from tests.buildkit import run_pickle_in_env, train_lightgbm, write_config, write_data
+from tests.numerai_reference import rank_per_era
 
 MODELS = """
 m:
@@ -60,14 +60,6 @@ def _packed(root, env):
     return pack(make_bundle(project, project.models[0]), env)
 
 
-def _rank(p, eras):
-    out = np.empty(len(p))
-    for era in np.unique(eras):
-        rows = eras == era
-        out[rows] = rankdata(p[rows]) / rows.sum()
-    return out
-
-
 def _reference(root, features, live, bench):
     """The config's steps in plain numpy/pandas on the native LightGBM output."""
     booster = lgb.Booster(model_file=str(root / "artifacts" / "reg.txt"))
@@ -83,8 +75,8 @@ def _reference(root, features, live, bench):
         fit = E @ coef[1:]
         p[rows] = p[rows] - 0.5 * (fit - fit.mean())
     b = bench["v52_lgbm_ender20"].reindex(live.index).to_numpy()
-    blended = 0.8 * _rank(p, eras) + 0.2 * _rank(b, eras)
-    return _rank(blended, eras)
+    blended = 0.8 * rank_per_era(p, eras) + 0.2 * rank_per_era(b, eras)
+    return rank_per_era(blended, eras)
 
 
 def test_pickle_runs_in_the_bare_runtime_env_like_the_native_model_with_the_steps(

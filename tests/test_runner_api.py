@@ -32,17 +32,8 @@ MODEL = predict
 """
 
 
-@pytest.fixture(autouse=True)
-def _scratch_in_pytest_tmp(tmp_path, monkeypatch):
-    """run_pickle's scratch directories (and default output) go to pytest's tmp tree."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def python():
-    return support.runtime_python()
+# run_pickle's scratch directories go to pytest's tmp tree (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("scratch_in_tmp")
 
 
 @pytest.fixture(scope="module")

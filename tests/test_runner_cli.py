@@ -18,12 +18,8 @@ from tests.bad_pickles import support
 pytest.importorskip("lightgbm")
 
 
-@pytest.fixture(autouse=True)
-def _scratch_in_pytest_tmp(tmp_path, monkeypatch):
-    """run_pickle's scratch directories (and default output) go to pytest's tmp tree."""
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+# run_pickle's scratch directories go to pytest's tmp tree (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("scratch_in_tmp")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +95,7 @@ def test_a_slot_that_was_not_built_is_an_error_naming_nmr_build(in_project):
 def test_an_unknown_slot_is_one_error_line(in_project):
     done = CliRunner().invoke(app, ["test", "nope"])
     assert done.exit_code == 1
-    assert "unknown model slot 'nope'" in done.output
+    assert "no model slot 'nope' in numerai.yaml" in done.output
 
 
 def test_a_hand_made_bad_pickle_fails_with_its_log(tmp_path, monkeypatch):

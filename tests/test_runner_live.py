@@ -31,11 +31,8 @@ BLENDED = """
 """
 
 
-@pytest.fixture(autouse=True)
-def _scratch_in_pytest_tmp(tmp_path, monkeypatch):
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+# run_pickle's scratch directories go to pytest's tmp tree (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("scratch_in_tmp")
 
 
 @pytest.fixture(scope="module")

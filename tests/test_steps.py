@@ -8,6 +8,7 @@ import pytest
 from scipy.stats import norm, rankdata
 
 from builder.kernels import steps as ks
+from tests.numerai_reference import rank_per_era
 
 
 def _live(n_rows=300, n_features=5, eras=("0001", "0002", "0003"), seed=0, nan_fraction=0.0):
@@ -22,14 +23,6 @@ def _live(n_rows=300, n_features=5, eras=("0001", "0002", "0003"), seed=0, nan_f
     if eras:
         frame.insert(0, "era", rng.choice(list(eras), size=n_rows))
     return frame, names
-
-
-def _ref_rank_per_era(p, eras):
-    out = np.empty(len(p))
-    for era in np.unique(eras):
-        rows = eras == era
-        out[rows] = rankdata(p[rows], method="average") / rows.sum()
-    return out
 
 
 def test_fill_missing_replaces_only_nan_with_each_columns_value():
@@ -64,7 +57,7 @@ def test_rank_per_era_is_percentile_rank_with_ties_averaged():
     p = rng.integers(0, 10, size=len(live)).astype(float)  # many ties
     ctx = ks.Context(live)
     out = ks.RankPerEra().apply(p, ctx)
-    np.testing.assert_allclose(out, _ref_rank_per_era(p, live["era"].to_numpy()), atol=1e-15)
+    np.testing.assert_allclose(out, rank_per_era(p, live["era"].to_numpy()), atol=1e-15)
     assert 0 < out.min() and out.max() <= 1.0
 
 
@@ -137,7 +130,7 @@ def test_blend_benchmark_reindexes_benchmarks_to_live_ids_and_mixes_ranks():
     shuffled = bench.sample(frac=1.0, random_state=0)  # another order, same ids
     out = ks.BlendBenchmark("v52_lgbm_ender20", 0.2).apply(p, ks.Context(live, shuffled))
     eras = live["era"].to_numpy()
-    reference = 0.8 * _ref_rank_per_era(p, eras) + 0.2 * _ref_rank_per_era(
+    reference = 0.8 * rank_per_era(p, eras) + 0.2 * rank_per_era(
         bench["v52_lgbm_ender20"].to_numpy(), eras
     )
     np.testing.assert_allclose(out, reference, atol=1e-15)
@@ -167,7 +160,7 @@ def test_blend_benchmark_skip_without_the_column_ships_the_plain_rank_and_logs_i
     bench = pd.DataFrame({"v52_lgbm_cyrusd20": 0.5}, index=live.index)
     with caplog.at_level("WARNING", logger="nmr"):
         out = ks.BlendBenchmark("v52_lgbm_ender20", 0.5).apply(p, ks.Context(live, bench))
-    np.testing.assert_array_equal(out, _ref_rank_per_era(p, live["era"].to_numpy()))
+    np.testing.assert_array_equal(out, rank_per_era(p, live["era"].to_numpy()))
     [record] = caplog.records
     assert record.name == "nmr" and record.levelname == "WARNING"
     assert f"skipped for {len(live)} of {len(live)} rows" in record.getMessage()
@@ -183,10 +176,10 @@ def test_blend_benchmark_skip_blends_the_rows_that_have_a_benchmark_only(caplog)
     with caplog.at_level("WARNING", logger="nmr"):
         out = ks.BlendBenchmark("b", 0.25).apply(p, ks.Context(live, bench))
     eras = live["era"].to_numpy()
-    ranked = _ref_rank_per_era(p, eras)
+    ranked = rank_per_era(p, eras)
     has = ~live.index.isin(["id00003", "id00007"])
     expected = ranked.copy()
-    expected[has] = 0.75 * ranked[has] + 0.25 * _ref_rank_per_era(
+    expected[has] = 0.75 * ranked[has] + 0.25 * rank_per_era(
         bench["b"].reindex(live.index[has]).to_numpy(), eras[has]
     )
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)

@@ -65,3 +65,18 @@ def test_each_bitset_construction_matches_lightgbm(tmp_path, monkeypatch, kind, 
         X = _live(22, nan)
         expected = native.predict(np.asarray(X, dtype=np.float64), num_threads=1)
         assert np.array_equal(evaluator.predict(X)[:, 0], expected)
+
+
+def test_category_words_lay_each_categorical_nodes_bitset_at_its_offsets():
+    from builder.artifacts.forest import category_words
+
+    offsets, words = category_words([False, True, False, True], [[5], [1, 2]])
+    assert offsets.tolist() == [0, 0, 1, 1, 3]
+    assert words.dtype == np.uint32 and words.tolist() == [5, 1, 2]
+
+
+def test_category_words_of_a_forest_without_categories_are_empty():
+    from builder.artifacts.forest import category_words
+
+    offsets, words = category_words([False, False], [])
+    assert offsets.tolist() == [0, 0, 0] and len(words) == 0

@@ -358,3 +358,11 @@ def test_xgboost_files_are_inferred_and_compiled_through_the_registry(small_mode
     ours = compile_artifact(d / "m.ubj", "xgboost").predict(X.astype(np.int8))
     native = booster.predict(xgb.DMatrix(X, feature_names=NAMES)).reshape(-1, 1)
     assert np.max(np.abs(ours - native)) == 0.0
+
+
+def test_xgboost_document_missing_its_trees_is_one_damaged_model_error(small_model, tmp_path):
+    doc = _doc(small_model)
+    del doc["learner"]["gradient_booster"]["model"]["trees"]
+    (tmp_path / "cut.json").write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"incomplete or damaged XGBoost model \(KeyError"):
+        xgb_reader.read(tmp_path / "cut.json", NAMES)

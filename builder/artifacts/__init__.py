@@ -15,9 +15,11 @@ The registry below is data so `nmr` can print what is supported.
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import NmrError
+from builder.errors import ArtifactError, NmrError
 
 FORMATS: dict[str, str] = {
     "lightgbm": "builder.artifacts.lightgbm",
@@ -26,6 +28,23 @@ FORMATS: dict[str, str] = {
     "onnx": "builder.artifacts.onnx",
     "catboost": "builder.artifacts.catboost",
 }
+
+
+@dataclass(frozen=True)
+class Support:
+    """One row of "what nmr supports": a model family a reader compiles and what it promises.
+
+    Each reader module lists its rows in ``SUPPORT``; ``nmr supported`` and the README's support
+    table print them, and the fidelity check holds the compiled model to ``tolerance``.
+    """
+
+    family: str  # "LightGBM", "scikit-learn trees"
+    inputs: str  # files and model kinds read
+    evaluator: str  # what runs in the pickle
+    # |compiled - native| <= tolerance * max(|native|, 1); 0.0 means bit for bit
+    tolerance: float
+    against: str = ""  # which native output the tolerance is measured against, when not predict
+
 
 # Formats whose model file names other files that ``read`` opens too (ONNX external data, see
 # builder.artifacts.onnx.input_files). Every other format reads exactly its one file; knowing
@@ -44,6 +63,11 @@ SUFFIXES: dict[str, str] = {
     ".onnx": "onnx",
     ".cbm": "catboost",
 }
+
+
+def support() -> tuple[tuple[str, Support], ...]:
+    """(format, row) for every reader's ``SUPPORT`` rows, in ``FORMATS`` order."""
+    return tuple((fmt, row) for fmt in FORMATS for row in reader(fmt).SUPPORT)
 
 
 def reader(fmt: str):
@@ -82,6 +106,25 @@ def input_files(path: Path, fmt: str) -> tuple[Path, ...]:
 def read(path: Path, fmt: str, feature_names=None):
     """Read an artifact into IR."""
     return reader(fmt).read(Path(path), feature_names)
+
+
+@contextmanager
+def damaged_model(path: Path, library: str, resave: str, errors: tuple):
+    """Turn ``errors`` raised while translating a model document into one ArtifactError.
+
+    A hand-edited or partly written document fails deep in the translation (a missing key, a
+    short list); the user needs the file, the first thing missing and how to re-save it, not
+    the lookup that failed. NmrError (a located refusal) passes through as it is.
+    """
+    try:
+        yield
+    except NmrError:
+        raise
+    except errors as exc:
+        raise ArtifactError(
+            f"{path}: incomplete or damaged {library} model ({type(exc).__name__}: {exc}); "
+            f"re-save it with {resave}"
+        ) from exc
 
 
 def bind_feature_names(recorded, given, width: int | None, source: str) -> list[str]:

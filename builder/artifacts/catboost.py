@@ -41,12 +41,23 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names
+from builder.artifacts import Support, bind_feature_names, damaged_model
+from builder.artifacts.forest import concat_trees, node_fields
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "catboost"
 SUFFIXES = (".cbm",)
+
+SUPPORT = (
+    Support(
+        "CatBoost",
+        "`.cbm`, JSON, pickled `CatBoostRegressor` (numeric features, symmetric trees)",
+        "exact numpy trees",
+        0.0,
+        against="`RawFormulaVal`",
+    ),
+)
 
 # CatBoost's binary model files start with this magic (model/model_export/... "CBM1").
 CBM_MAGIC = b"CBM1"
@@ -62,15 +73,10 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
     """Read a CatBoost model file (``.cbm``, CatBoost JSON, or a pickled model) into IR."""
     path = Path(path)
     doc = load_document(path)
-    try:
+    with damaged_model(
+        path, "CatBoost", "model.save_model", (KeyError, IndexError, TypeError, ValueError)
+    ):
         return ensemble_from_document(doc, feature_names, source=path.name)
-    except NmrError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ArtifactError(
-            f"{path}: incomplete or damaged CatBoost model ({type(exc).__name__}: {exc}); "
-            "re-save it with model.save_model"
-        ) from exc
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:
@@ -172,17 +178,6 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
 
     trees = doc["oblivious_trees"]
     parts = [_tree_arrays(tree, column_of, nan_left, source, t) for t, tree in enumerate(trees)]
-    sizes = np.array([len(p["feature"]) for p in parts], dtype=np.int64)
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-
-    def cat(key, dtype):
-        if not parts:
-            return np.zeros(0, dtype=dtype)
-        return np.concatenate([p[key] for p in parts]).astype(dtype)
-
-    split_feature = cat("feature", np.int32)
-    n_nodes = len(split_feature)
     scale, bias = _scale_and_bias(doc, source)
     transform, params = "identity", {}
     if scale != 1.0 or bias != 0.0:
@@ -191,16 +186,8 @@ def ensemble_from_document(doc: dict, feature_names=None, source: str = "model")
     return TreeEnsemble(
         library="catboost",
         feature_names=tuple(names),
-        tree_offsets=offsets,
         tree_class=np.zeros(len(parts), dtype=np.int32),
-        split_feature=split_feature,
-        threshold=cat("threshold", np.float64),
-        left_child=cat("left", np.int32),
-        right_child=cat("right", np.int32),
-        default_left=cat("default_left", bool),
-        nan_as_zero=np.zeros(n_nodes, dtype=bool),
-        zero_as_missing=np.zeros(n_nodes, dtype=bool),
-        leaf_value=cat("leaf_value", np.float64),
+        **node_fields(concat_trees(parts)),
         n_outputs=1,
         init=np.zeros(1, dtype=np.float64),
         compare="<=",
@@ -361,13 +348,15 @@ def _tree_arrays(tree: dict, column_of: dict, nan_left: dict, source: str, t: in
     right[:n_internal] = 2 * heap + 2
     leaf_value = np.zeros(n, dtype=np.float64)
     leaf_value[n_internal:] = leaves
-    return {
-        "feature": feature,
+    return {  # concat_trees' layout (builder/artifacts/forest.py); CatBoost has no categories here
+        "split_feature": feature,
         "threshold": threshold,
         "left": left,
         "right": right,
         "default_left": default_left,
         "leaf_value": leaf_value,
+        "is_categorical": np.zeros(n, dtype=bool),
+        "cat_sets": None,
     }
 
 

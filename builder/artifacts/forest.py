@@ -16,6 +16,20 @@ def category_bitset(values) -> np.ndarray:
     return words
 
 
+def category_words(node_is_categorical, sets) -> tuple[np.ndarray, np.ndarray]:
+    """``cat_offsets`` (one more than the node count) and ``cat_words`` of ir.TreeEnsemble:
+    node i's bitset is ``cat_words[cat_offsets[i]:cat_offsets[i + 1]]``, empty for numeric
+    nodes. ``sets``: the bitset words of each categorical node, in node order."""
+    node_is_categorical = np.asarray(node_is_categorical, dtype=bool)
+    sets = [np.asarray(words, dtype=np.uint32) for words in sets]
+    lengths = np.zeros(len(node_is_categorical), dtype=np.int64)
+    lengths[node_is_categorical] = [len(words) for words in sets]
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    words = np.concatenate(sets) if sets else np.zeros(0, dtype=np.uint32)
+    return offsets, words
+
+
 def concat_trees(parts: list[dict]) -> dict:
     """Concatenate per-tree node arrays in tree order.
 
@@ -37,17 +51,13 @@ def concat_trees(parts: list[dict]) -> dict:
     has_cat = bool(is_cat.any())
     cat_offsets = cat_words = None
     if has_cat:
-        words, lens = [], []
-        for p in parts:
-            for i, categorical in enumerate(p["is_categorical"]):
-                if categorical:
-                    words.append(p["cat_sets"][i])
-                    lens.append(len(p["cat_sets"][i]))
-                else:
-                    lens.append(0)
-        cat_offsets = np.zeros(len(lens) + 1, dtype=np.int64)
-        np.cumsum(np.asarray(lens, dtype=np.int64), out=cat_offsets[1:])
-        cat_words = np.concatenate(words).astype(np.uint32)
+        sets = [
+            p["cat_sets"][i]
+            for p in parts
+            for i, categorical in enumerate(p["is_categorical"])
+            if categorical
+        ]
+        cat_offsets, cat_words = category_words(is_cat, sets)
     return {
         "offsets": offsets,
         "split_feature": cat("split_feature", np.int32),

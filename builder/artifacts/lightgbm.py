@@ -17,13 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names
-from builder.artifacts.forest import category_bitset
+from builder.artifacts import Support, bind_feature_names
+from builder.artifacts.forest import category_bitset, category_words
 from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "lightgbm"
 SUFFIXES = (".txt", ".lgb", ".json")
+
+SUPPORT = (
+    Support(
+        "LightGBM",
+        "model text, `dump_model` JSON; gbdt, dart, rf, goss; categorical splits, linear trees",
+        "exact numpy trees (bit-sliced kernel)",
+        0.0,
+    ),
+)
 
 # objective name -> (IR transform, task); "sqrt" in the objective string overrides the
 # regression transform (RegressionL2loss::ConvertOutput with sqrt_).
@@ -350,20 +359,16 @@ def _to_ir(model: dict, path: Path, feature_names) -> TreeEnsemble:
     if len(feat) and feat.max() >= len(names):
         raise ArtifactError(f"{path}: a split uses feature {int(feat.max())} beyond the model's")
 
-    cat_offsets = np.zeros(n_nodes + 1, dtype=np.int64)
-    cat_words = np.zeros(0, dtype=np.uint32)
-    if is_cat.any():
-        sets = []
-        for k in np.nonzero(is_cat)[0]:
-            t, c = int(int_tree[k]), int(forest["threshold"][k])
-            tree_sets = forest["cat_sets"].get(t, [])
-            if not 0 <= c < len(tree_sets):
-                raise ArtifactError(f"{path}: Tree={t} names a missing category set {c}")
-            sets.append(np.asarray(tree_sets[c], dtype=np.uint32))
-        lengths = np.zeros(n_nodes, dtype=np.int64)
-        lengths[int_pos[is_cat]] = [len(w) for w in sets]
-        cat_offsets[1:] = np.cumsum(lengths)
-        cat_words = np.concatenate(sets)
+    # a categorical node's threshold indexes its tree's category sets (cat_boundaries)
+    sets = []
+    for k in np.nonzero(is_cat)[0]:
+        t, c = int(int_tree[k]), int(forest["threshold"][k])
+        tree_sets = forest["cat_sets"].get(t, [])
+        if not 0 <= c < len(tree_sets):
+            raise ArtifactError(f"{path}: Tree={t} names a missing category set {c}")
+        sets.append(tree_sets[c])
+    # cat marks the same nodes by position; int_pos ascends, so sets are in node order
+    cat_offsets, cat_words = category_words(cat, sets)
 
     return TreeEnsemble(
         library="lightgbm",

@@ -19,10 +19,22 @@ from pathlib import Path
 import numpy as np
 
 from builder import ir
+from builder.artifacts import Support
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 
 FORMAT = "onnx"
 SUFFIXES = (".onnx",)
+
+SUPPORT = (
+    Support(
+        "ONNX",
+        "torch exports and skl2onnx graphs; the op table in docs/onnx.md",
+        "numpy graph evaluator",
+        # float32 graphs: numpy and onnxruntime may sum and round in another order
+        # (tests/test_onnx_*.py measure it against onnxruntime)
+        1e-5,
+    ),
+)
 
 # ops whose outputs differ between runs or that carry subgraphs are never folded
 _NEVER_FOLD = {

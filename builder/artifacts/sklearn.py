@@ -30,13 +30,30 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names
+from builder.artifacts import Support, bind_feature_names
 from builder.artifacts.forest import category_bitset, concat_trees, node_fields
+from builder.artifacts.sklearn_models import DENSE_TOLERANCE
 from builder.errors import ArtifactError, NmrError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "sklearn"
 SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+SUPPORT = (
+    Support(
+        "scikit-learn trees",
+        "DecisionTree, RandomForest, ExtraTrees, GradientBoosting, HistGradientBoosting "
+        "regressors and classifiers",
+        "exact numpy trees",
+        0.0,
+    ),
+    Support(
+        "scikit-learn dense",
+        "linear models, MLPRegressor, Pipelines of scalers / SimpleImputer / PCA, VotingRegressor",
+        "numpy, sklearn's own operation order",
+        DENSE_TOLERANCE,
+    ),
+)
 
 SUPPORTED = (
     "DecisionTreeRegressor",
@@ -92,8 +109,6 @@ def fidelity_tolerance(path: Path) -> float:
     """What the compiled model promises relative to |native| (at least 1): 0.0 for the tree
     models above (bit for bit), ``DENSE_TOLERANCE`` for linear models, MLPs, Pipelines and
     VotingRegressor, whose matrix products BLAS may sum in another order."""
-    from builder.artifacts.sklearn_models import DENSE_TOLERANCE
-
     est = load_estimator(Path(path))
     if type(est).__name__ in SUPPORTED or type(est).__module__.split(".")[0] in (
         "xgboost",

@@ -24,13 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.artifacts import bind_feature_names, ubjson
+from builder.artifacts import Support, bind_feature_names, damaged_model, ubjson
 from builder.artifacts.forest import category_bitset, concat_trees, node_fields
-from builder.errors import ArtifactError, NmrError, NotSupportedYet
+from builder.errors import ArtifactError, NotSupportedYet
 from builder.ir import TreeEnsemble
 
 FORMAT = "xgboost"
 SUFFIXES = (".json", ".ubj")
+
+SUPPORT = (
+    Support(
+        "XGBoost",
+        "`save_model` JSON / UBJSON (1.7-3.x); gbtree, dart",
+        "exact numpy trees",
+        0.0,
+    ),
+)
 
 # objective -> (ProbToMargin kind, output transform, task, native predict output)
 OBJECTIVES: dict[str, tuple[str, str, str, str]] = {
@@ -58,17 +67,10 @@ def read(path: Path, feature_names=None) -> TreeEnsemble:
     """
     path = Path(path)
     doc = load_document(path)
-    try:
+    with damaged_model(
+        path, "XGBoost", "booster.save_model", (KeyError, IndexError, TypeError, AttributeError)
+    ):
         return ensemble_from_document(doc, feature_names, source=path.name)
-    except NmrError:
-        raise
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        # a hand-edited or partly written document: name the file and the first thing missing
-        # rather than surface the lookup that failed deep in the translation
-        raise ArtifactError(
-            f"{path}: incomplete or damaged XGBoost model ({type(exc).__name__}: {exc}); "
-            "re-save it with booster.save_model"
-        ) from exc
 
 
 def native_predict(path: Path, X: np.ndarray, feature_names) -> np.ndarray:

@@ -14,7 +14,7 @@ from builder.cli.app import app
 
 STAGES = (
     "builder.cli.project",  # init, validate, data
-    "builder.cli.build",  # build, inspect, runtimes
+    "builder.cli.build",  # build, inspect, runtimes, supported
     "builder.cli.test",  # test
     "builder.cli.deploy",  # plan, apply, status, logs
     "builder.cli.sandbox",  # sandbox serve, sandbox account

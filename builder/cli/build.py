@@ -1,4 +1,5 @@
-"""`nmr build`, `nmr inspect` and `nmr runtimes`: make the pickles, look inside one, list images."""
+"""`nmr build`, `nmr inspect`, `nmr runtimes` and `nmr supported`: make the pickles, look inside
+one, list images, list what compiles."""
 
 from __future__ import annotations
 
@@ -312,3 +313,17 @@ def _locked_runtime(pickle_file: Path) -> str | None:
                     return entry.get("inputs", {}).get("runtime")
             return None
     return None
+
+
+@app.command("supported")
+@user_errors
+def supported_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the registries as JSON."),
+) -> None:
+    """List what nmr compiles: formats, estimators, objectives, ONNX ops, steps, runtimes."""
+    from builder import supported
+
+    if as_json:
+        typer.echo(json.dumps(supported.supported(), indent=2))
+        return
+    typer.echo(supported.text(), nl=False)

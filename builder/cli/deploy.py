@@ -7,7 +7,6 @@ NUMERAI_API_URL) or, with ``--sandbox``, to a sandbox embedded in the project's 
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import threading
 import time
@@ -59,7 +58,7 @@ def plan(
         raise NmrError(f"--format {output_format!r} is not one of: text, markdown, json")
     render = to_json if as_json else renderers[output_format]
     project = _load(config)
-    models = desired_state.select_models(project, target)
+    models = project.select(target)
     _require_keys(sandbox)
     if no_build:
         desired = desired_state.from_lock(project, models)
@@ -67,7 +66,7 @@ def plan(
         desired = desired_state.from_build(project, models, log=_build_log)
     desired = _sandbox_creates(desired, sandbox)
     with _client(project, sandbox) as client:
-        the_plan = _plan(project, client, desired, sandbox, target)
+        the_plan = _current_plan(client, project, desired, sandbox, target)
     if out is not None:
         out.write_text(to_json(the_plan), encoding="utf-8")
     typer.echo(render(the_plan).rstrip())
@@ -108,12 +107,12 @@ def apply(
         sandbox = sandbox or saved.sandbox
     _require_keys(sandbox)
     with project_lock(project.root):
-        models = desired_state.select_models(project, target)
+        models = project.select(target)
         desired = _sandbox_creates(
             desired_state.from_build(project, models, log=_build_log), sandbox
         )
         with _client(project, sandbox) as client:
-            fresh = _plan(project, client, desired, sandbox, target)
+            fresh = _current_plan(client, project, desired, sandbox, target)
             if saved is not None:
                 check_not_stale(saved, fresh)
             if not fresh.has_changes:
@@ -159,44 +158,12 @@ def status(
     config: Path = _CONFIG,
 ) -> None:
     """Each slot of the project: assigned pickle hash, validation and trigger status."""
-    from builder.deploy.state import read_slots
+    from builder.deploy.status import render_statuses, slot_statuses, statuses_json
 
     project = _load(config)
     with _client(project, sandbox) as client:
-        remote = read_slots(client)
-    rows = []
-    for model in project.models:
-        slot = remote.get(model.slot)
-        assigned = slot.assigned if slot else None
-        rows.append(
-            {
-                "slot": model.slot,
-                "exists": slot is not None,
-                "model_id": slot.model_id if slot else None,
-                "pickle_sha256_prefix": assigned.sha_prefix if assigned else None,
-                "pickle_filename": assigned.filename if assigned else None,
-                "validation_status": assigned.validation_status if assigned else None,
-                "trigger_status": assigned.trigger_status if assigned else None,
-                "compute_webhook": bool(slot and slot.webhook),
-            }
-        )
-    if as_json:
-        typer.echo(json.dumps({"format_version": 1, "slots": rows}, indent=2))
-        return
-    width = max([len(row["slot"]) for row in rows] + [4])
-    typer.echo(f"{'SLOT':<{width}}  {'PICKLE':<16}  {'VALIDATION':<10}  TRIGGER")
-    for row in rows:
-        if not row["exists"]:
-            typer.echo(f"{row['slot']:<{width}}  (slot does not exist)")
-            continue
-        pickle = row["pickle_sha256_prefix"] or (
-            "(not nmr)" if row["pickle_filename"] else "(none)"
-        )
-        webhook = "  (compute webhook set: uploads are refused)" if row["compute_webhook"] else ""
-        typer.echo(
-            f"{row['slot']:<{width}}  {pickle:<16}  {row['validation_status'] or '-':<10}  "
-            f"{row['trigger_status'] or '-'}{webhook}"
-        )
+        rows = slot_statuses(project, client)
+    typer.echo(statuses_json(rows) if as_json else render_statuses(rows), nl=as_json)
 
 
 @app.command()
@@ -207,29 +174,29 @@ def logs(
     config: Path = _CONFIG,
 ) -> None:
     """Status sequence and log lines of the slot's most recent validation or run."""
+    from builder.deploy.status import latest_run, render_run
+
     project = _load(config)
     with _client(project, sandbox) as client:
-        model = next((m for m in client.models() if m["name"] == slot), None)
-        if model is None:
-            raise NmrError(f"model slot {slot!r} does not exist on this account")
-        pickles = client.pickles(model_id=model["id"])
-        if not pickles:
-            raise NmrError(f"model slot {slot!r} has no uploaded pickle")
-        # computePickles lists oldest first; a stable sort keeps that order among equal times
-        pickle = sorted(pickles, key=lambda p: p.get("insertedAt") or "")[-1]
-        triggers = pickle.get("triggers") or []
-        if not triggers:
-            raise NmrError(f"pickle {pickle['filename']} of {slot!r} has not run yet")
-        trigger = triggers[-1]
-        typer.echo(f"{slot}: {pickle['filename']} ({trigger.get('type') or 'run'})")
-        for entry in trigger.get("statuses") or []:
-            note = f" - {entry['description']}" if entry.get("description") else ""
-            typer.echo(f"  {entry.get('insertedAt')}  {entry['status']}{note}")
-        for line in client.trigger_logs(trigger["id"]):
-            typer.echo(line.get("message") or "")
+        typer.echo(render_run(latest_run(client, slot)), nl=False)
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _current_plan(client, project, desired, sandbox: bool, target):
+    """The plan of ``desired`` against the live state, with the previous builds' manifests for
+    the attribute diff (plan and apply make it the same way)."""
+    from builder.deploy import desired as desired_state
+    from builder.deploy.apply import current_plan
+
+    return current_plan(
+        client,
+        desired,
+        sandbox=sandbox,
+        targets=tuple(target or ()),
+        manifests=lambda prefixes: desired_state.previous_manifests(project, prefixes),
+    )
 
 
 def _load(config: Path | None):
@@ -249,20 +216,6 @@ def _client(project, sandbox: bool):
         from builder.deploy.client import NumeraiClient
 
         yield NumeraiClient.from_env()
-
-
-def _plan(project, client, desired: list, sandbox: bool, target):
-    """The live plan, with attribute details from the manifests of the remote pickles."""
-    from builder.deploy.apply import current_plan
-    from builder.deploy.desired import previous_manifests
-
-    return current_plan(
-        client,
-        desired,
-        sandbox=sandbox,
-        targets=tuple(target or ()),
-        manifests=lambda prefixes: previous_manifests(project, prefixes),
-    )
 
 
 def _require_keys(sandbox: bool) -> None:

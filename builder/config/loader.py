@@ -14,7 +14,7 @@ from builder.config.model import (
     DataConfig,
     DeployConfig,
     Mark,
-    Member,
+    MemberConfig,
     ModelConfig,
     PickleConfig,
     Project,
@@ -218,7 +218,7 @@ class _Resolver:
         default_features = None
         if "features" in raw:
             default_features = self.features(raw["features"], (*base, "features"))
-        members: list[Member] = []
+        members: list[MemberConfig] = []
         is_ensemble = "ensemble" in raw and "artifact" not in raw
         if isinstance(raw.get("artifact"), str):
             if "features" not in raw and "ensemble" not in raw:
@@ -350,7 +350,7 @@ class _Resolver:
 
     def member(
         self, raw: dict, path: tuple, features, spec, *, fmt_key: tuple, steps: tuple = ()
-    ) -> Member:
+    ) -> MemberConfig:
         from builder.artifacts import FORMATS, infer_format
 
         written = raw["artifact"]
@@ -367,7 +367,7 @@ class _Resolver:
                     f"cannot infer the artifact format of {written!r} from its name or content; "
                     f"set format: {' | '.join(FORMATS)}",
                 )
-        return Member(
+        return MemberConfig(
             artifact=artifact,
             format=fmt or "unknown",
             features=tuple(features or ()),

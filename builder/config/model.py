@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from builder.errors import NmrError
+
 
 @dataclass(frozen=True)
 class Mark:
@@ -41,7 +43,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class Member:
+class MemberConfig:
     """One trained artifact: the whole model of a slot, or one member of an ensemble."""
 
     artifact: Path
@@ -82,7 +84,7 @@ class DeployConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     slot: str  # the Numerai model slot name (key under models:)
-    members: tuple[Member, ...]
+    members: tuple[MemberConfig, ...]
     ensemble: bool  # True when configured with ensemble:
     preprocessing: tuple[Step, ...]
     postprocessing: tuple[Step, ...]
@@ -145,3 +147,22 @@ class Project:
             if model.slot == slot:
                 return model
         raise KeyError(slot)
+
+    def select(self, slots) -> list[ModelConfig]:
+        """The slots a command acts on, in numerai.yaml's order (all when ``slots`` is empty).
+
+        The one slot selection of build, test, plan and apply: an unknown name fails naming
+        every unknown one and the slots the config has.
+        """
+        if not slots:
+            return list(self.models)
+        known = [model.slot for model in self.models]
+        unknown = [name for name in dict.fromkeys(slots) if name not in known]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            raise NmrError(
+                f"no model slot {names} in {self.config_path.name} "
+                f"(slots: {', '.join(known) or 'none'})"
+            )
+        wanted = set(slots)
+        return [model for model in self.models if model.slot in wanted]

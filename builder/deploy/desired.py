@@ -18,22 +18,6 @@ from builder.deploy.plan import DesiredSlot
 from builder.errors import NmrError
 
 
-def select_models(
-    project: Project, targets: list[str] | tuple[str, ...] | None
-) -> list[ModelConfig]:
-    """The configured slots to act on (all when ``targets`` is empty); unknown names fail."""
-    if not targets:
-        return list(project.models)
-    known = {model.slot for model in project.models}
-    unknown = [name for name in targets if name not in known]
-    if unknown:
-        raise NmrError(
-            f"--target {unknown[0]!r} is not a model slot in {project.config_path.name} "
-            f"(slots: {', '.join(sorted(known))})"
-        )
-    return [model for model in project.models if model.slot in set(targets)]
-
-
 def from_build(project: Project, models: list[ModelConfig], log=None) -> list[DesiredSlot]:
     """Build what is out of date; ``log(BuildResult)`` is called per slot."""
     from builder.build import build_project

@@ -14,7 +14,7 @@ Public API (stable; `nmr test` and its stage module call only these):
 
 from __future__ import annotations
 
-from builder.diagnostics.fidelity import TOLERANCES, FidelityReport, MemberFidelity, check_fidelity
+from builder.diagnostics.fidelity import FidelityReport, MemberFidelity, check_fidelity
 from builder.diagnostics.report import render_index, render_slot, write_index, write_report
 from builder.diagnostics.validation import (
     MEMBER_PREDICTIONS_FILE,
@@ -32,7 +32,6 @@ from builder.diagnostics.validation import (
 __all__ = [
     "MEMBER_PREDICTIONS_FILE",
     "PREDICTIONS_FILE",
-    "TOLERANCES",
     "FidelityReport",
     "MemberFidelity",
     "ValidationReport",

@@ -9,7 +9,8 @@ values as float64 after preprocessing; the builder asks the native library
 reports the largest absolute difference. A member handed other values than the live ones
 (a broken dtype conversion) fails even when its output happens to agree.
 
-Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4): tree
+Tolerances are the compilers' stated promises (docs/design/architecture.md, invariant 4), stated
+as data in each reader's ``SUPPORT`` rows (builder/artifacts/__init__.py ``Support``): tree
 ensembles reproduce the native library bit for bit (0.0); ONNX graphs match onnxruntime to
 1e-5 relative (absolute for outputs below 1 in magnitude).
 """
@@ -26,8 +27,6 @@ import numpy as np
 
 from builder.errors import NmrError, NotSupportedYet
 
-# format -> relative tolerance (0.0: must be identical)
-TOLERANCES = {"lightgbm": 0.0, "xgboost": 0.0, "sklearn": 0.0, "onnx": 1e-5, "catboost": 0.0}
 _CHILD = Path(__file__).with_name("model_child.py")
 
 
@@ -107,7 +106,8 @@ def compare_member(member, X: np.ndarray, raw: np.ndarray) -> MemberFidelity:
     """Native predictions of one configured member vs the pickle's raw output on ``X``."""
     from builder.artifacts import reader
 
-    tolerance = TOLERANCES.get(member.format, 0.0)
+    # the reader's stated tolerance (its SUPPORT rows; the strictest when it has several)
+    tolerance = min(row.tolerance for row in reader(member.format).SUPPORT)
     # a reader whose models differ in promise (scikit-learn: exact trees, BLAS-summed linear
     # models, MLPs and Pipelines) states the tolerance per artifact
     tolerance_of = getattr(reader(member.format), "fidelity_tolerance", None)
