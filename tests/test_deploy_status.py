@@ -43,6 +43,7 @@ def test_status_json_is_versioned_with_one_object_per_slot():
     assert payload["slots"][1] == {
         "slot": "beta", "exists": False, "model_id": None, "pickle_sha256_prefix": None,
         "pickle_filename": None, "validation_status": None, "trigger_status": None,
+        "compute_webhook": False,
     }  # fmt: skip
 
 
