@@ -49,10 +49,15 @@ def fidelity(pickle_path, live_path, out_path, max_rows):
             json.dump({"kind": "other"}, handle)
         return
     live = pd.read_parquet(live_path).iloc[:max_rows]
-    # the reference: the live values as float64, through the preprocessing steps
-    X = live[list(model.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    # the reference: the live values as float64, through the preprocessing steps (what the
+    # native library is given)
+    raw_X = live[list(model.feature_names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    X = raw_X
     for step in model.preprocessing:
         X = step.apply(X)
+    # what the bundle hands its members: the raw features when the slot's steps were folded into
+    # the tree kernel (it applies them itself, exactly), else the preprocessed ones
+    handed = raw_X if getattr(model, "preprocessing_folded", False) else X
     recorders = [_Recorder(member.evaluator) for member in model.members]
     for member, recorder in zip(model.members, recorders, strict=True):
         member.evaluator = recorder
@@ -66,16 +71,25 @@ def fidelity(pickle_path, live_path, out_path, max_rows):
     for i, (member, recorder) in enumerate(zip(model.members, recorders, strict=True)):
         if recorder.given is None:
             raise SystemExit(f"member {i} was not evaluated by the pickle's predict")
-        reference = np.ascontiguousarray(X[:, member.columns])
+        reference = _member_input(member, X)
         arrays[f"X{i}"] = reference
         arrays[f"raw{i}"] = recorder.raw
         dtypes.append(str(recorder.given.dtype))
         given = np.asarray(recorder.given, dtype=np.float64)
-        same.append(bool(np.array_equal(given, reference, equal_nan=True)))
+        expected = _member_input(member, handed)
+        same.append(bool(np.array_equal(given, expected, equal_nan=True)))
     np.savez(out_path, **arrays)
     meta = {"kind": "nmr", "members": len(model.members), "dtypes": dtypes, "same_input": same}
     with open(out_path + ".json", "w") as handle:
         json.dump(meta, handle)
+
+
+def _member_input(member, X):
+    """A member's columns of X through the member's own preprocessing, as Member.predict does."""
+    x = np.ascontiguousarray(X[:, member.columns], dtype=np.float64)
+    for step in getattr(member, "preprocessing", ()):
+        x = step.apply(x)
+    return x
 
 
 class _Recorder:
