@@ -708,3 +708,10 @@ def test_yaml_merge_key_is_reported_as_not_supported_yet(project):
 def test_absurdly_deep_nesting_is_a_problem_not_a_crash(project):
     problem = only(problems_of(project, "version: 1\nmodels: " + "[" * 5000 + "]" * 5000 + "\n"))
     assert (problem.line, problem.col, problem.message) == (1, 1, "YAML error: nested too deeply")
+
+
+def test_repeated_unhashable_items_are_a_located_problem_not_a_crash(project):
+    (project / "numerai.yaml").write_text("version: 1\nmodels:\n  m: {features: [[], []]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load(project / "numerai.yaml")
+    assert all(p.line >= 1 and p.col >= 1 for p in caught.value.problems)

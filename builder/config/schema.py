@@ -188,11 +188,12 @@ def _to_problems(error, parsed: Parsed) -> list[Problem]:
             )
         ]
     if keyword == "uniqueItems":
-        seen, repeated = set(), []
+        # a list, not a set: the items may be unhashable (lists of lists)
+        seen, repeated = [], []
         for item in instance:
             if item in seen and item not in repeated:
                 repeated.append(item)
-            seen.add(item)
+            seen.append(item)
         return [at(path, f"lists {', '.join(map(repr, repeated))} more than once")]
     return [at(path, error.message)]
 
