@@ -7,7 +7,7 @@ semantics are defined in builder/ir.py) and reproduces the native library bit fo
   ``<=`` / ``<``, categorical bitsets), so every strategy below agrees with the native library;
 * leaf values are accumulated per output column in tree order, in the library's precision,
   starting from ``init`` (LightGBM: double; XGBoost: float32). ``np.sum`` over the contiguous
-  axis is pairwise and would not match (../shared/COMPILERS.md §7). The bit-sliced strategy
+  axis is pairwise and would not match (the libraries add leaf by leaf, in tree order). The bit-sliced strategy
   adds tree by tree (``acc += leaf values``); the walk lays trees out as rows of a
   (trees, rows) matrix and sums with ``np.add.reduce(axis=0)``, whose outer loop runs over
   trees in order. ``_reduce_is_sequential`` checks that property on the numpy that runs (the
@@ -23,7 +23,13 @@ strategy that finds the leaf of every (tree, row):
   value codes that go right; at predict time one 64-rows-per-word bitset is built per distinct
   (feature, code set) predicate, and trees padded to complete depth are walked with bitwise
   multiplexers to assemble each row's leaf index from the path bits. The input is checked at
-  predict time; anything else falls back to ``walk`` for that block of rows.
+  predict time; anything else falls back to ``walk`` for that block of rows, or, when the
+  compile step built them (models trained on non-integer inputs), to the same bit-sliced
+  trees on threshold-rank codes (``_rank_bits``).
+
+A compiled evaluator may carry ``steps`` (preprocessing folded into its predicates by
+builder.compile.trees.fold_preprocessing): it then reads raw inputs and applies the steps
+itself before any float path.
 """
 
 from __future__ import annotations
