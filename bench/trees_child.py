@@ -31,6 +31,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+# the script's own directory (bench/) holds onnx.py, which would shadow the onnx package
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE]
+
 
 def main(argv: list[str]) -> int:
     mode, spec_path = argv

@@ -175,3 +175,49 @@ def _widened(step):
             np.concatenate([[100.0, 100.0], step.mean]), np.concatenate([[7.0, 7.0], step.scale])
         )
     return step
+
+
+def test_make_bundle_folds_numerai_style_preprocessing(tmp_path):
+    from builder.bundle import make_bundle
+    from builder.config import load
+    from tests.buildkit import train_lightgbm, write_config, write_data
+
+    sets = write_data(tmp_path, nan_fraction=0.05)
+    train_lightgbm(tmp_path, "reg", sets["small"], seed=1)
+    config = write_config(
+        tmp_path,
+        """
+        s:
+          artifact: artifacts/reg.txt
+          features: small
+          preprocessing:
+            - fill_missing: {strategy: median}
+            - clip: {min: 1, max: 3}
+            - standardize: {}
+          postprocessing:
+            - rank_per_era: {}
+        """,
+    )
+    project = load(config)
+    bundle = make_bundle(project, project.models[0])
+    assert bundle.preprocessing_folded
+    live = pd.read_parquet(tmp_path / "data" / "live.parquet")
+    unfolded = kb.Predict(
+        feature_names=bundle.feature_names,
+        preprocessing=bundle.preprocessing,
+        members=[
+            kb.Member(
+                compile_trees(read(tmp_path / "artifacts" / "reg.txt", "lightgbm")),
+                bundle.members[0].columns,
+                "regression",
+            )
+        ],
+        ensemble=False,
+        postprocessing=bundle.postprocessing,
+        required_columns=bundle.required_columns,
+        summary={},
+    )
+    assert np.array_equal(
+        bundle.predict(live)["prediction"].to_numpy(),
+        unfolded.predict(live)["prediction"].to_numpy(),
+    )

@@ -49,13 +49,20 @@ def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEval
     use_bits = (depth <= BITS_MAX_DEPTH) & ~linear_tree
     if strategy == "walk":
         use_bits[:] = False
-    predicates = node_pred = None
+    predicates = node_pred = ranks = rank_node_pred = None
     if use_bits.any():
         predicates, node_pred = _predicates(
             nodes,
             feature_names=ens.feature_names,
             input_float32=ens.input_dtype == "float32",
             compare_lt=ens.compare == "<",
+        )
+        ranks, rank_node_pred = _ranks(
+            nodes,
+            feature_names=ens.feature_names,
+            input_float32=ens.input_dtype == "float32",
+            compare_lt=ens.compare == "<",
+            n_code_predicates=len(predicates["masks"]),
         )
 
     classes = []
@@ -71,6 +78,8 @@ def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEval
                 chunk["node_pred"], chunk["leaf_values"] = _padded(
                     nodes, tree_root[ids], d, node_pred
                 )
+                if rank_node_pred is not None:
+                    chunk["rank_node_pred"] = _padded(nodes, tree_root[ids], d, rank_node_pred)[0]
             chunks.append(chunk)
         classes.append(chunks)
 
@@ -93,6 +102,7 @@ def compile_trees(ens: TreeEnsemble, strategy: str = "auto") -> TreeEnsembleEval
         linear=linear,
         classes=classes,
         predicates=predicates,
+        ranks=ranks,
     )
 
 
@@ -386,6 +396,83 @@ def _predicates(
         "masks": pred_masks,
     }
     return predicates, node_pred
+
+
+def _ranks(
+    nodes: dict, *, feature_names, input_float32: bool, compare_lt: bool, n_code_predicates: int
+) -> tuple[dict | None, np.ndarray | None]:
+    """Threshold-rank predicates (kernel: _rank_bits) and each node's predicate index, or
+    (None, None) when the model does not need them or they would not be exact.
+
+    Needed when the thresholds are finer than the codes 0..MAX_CODE-1 can tell apart (more
+    distinct (feature, threshold) splits than code predicates: a model trained on non-integer
+    inputs); a model trained on codes keeps the smaller pickle and walks the rare fractional
+    input. Not exact, so not built, when a split is categorical (a set, not an interval) or
+    treats zero as missing (zero is then no longer ordered with its neighbours).
+    """
+    internal = np.nonzero(nodes["feature"] >= 0)[0]
+    if nodes["is_categorical"] is not None or nodes["any_zero_as_missing"] or not len(internal):
+        return None, None
+    feat = nodes["feature"][internal].astype(np.int64)
+    thr = nodes["threshold"][internal]
+    if np.isnan(thr).any():
+        return None, None
+    pairs, pair_of_node = np.unique(np.stack([feat, thr]), axis=1, return_inverse=True)
+    if pairs.shape[1] <= n_code_predicates:
+        return None, None
+    pair_feat = pairs[0].astype(np.int64)
+    used, slot = np.unique(pair_feat, return_inverse=True)
+    slot = slot.ravel()
+    offsets = np.searchsorted(pair_feat, used, side="left")
+    offsets = np.append(offsets, len(pair_feat)).astype(np.int64)
+    if np.diff(offsets).max() >= np.iinfo(np.uint16).max:
+        return None, None
+    # pairs are sorted by feature, then threshold: a pair's position within its feature is
+    # its threshold's index j, and the split sends code >= j + 1 right
+    cut = (np.arange(pairs.shape[1]) - offsets[slot] + 1).astype(np.uint16)
+    # NaN: the kernel's own routing of a NaN at every node (default side, or as zero)
+    probe_eval = _probe_evaluator(nodes, feature_names, input_float32, compare_lt)
+    nan_right = ~probe_eval._decide(internal, np.full(len(internal), np.nan))
+    keys = pair_of_node.ravel().astype(np.int64) * 2 + nan_right
+    ukeys, pred_of_node = np.unique(keys, return_inverse=True)
+    pair, right = ukeys // 2, (ukeys % 2).astype(bool)
+    # predicate 0 is "always left" (cut above every code), used by padding slots
+    ranks = {
+        "features": used.astype(np.intp),
+        "thresholds": pairs[1].astype(np.float64),
+        "offsets": offsets,
+        "side": "right" if compare_lt else "left",
+        "slot": np.concatenate([[0], slot[pair]]).astype(np.intp),
+        "cut": np.concatenate([[np.iinfo(np.uint16).max], cut[pair]]).astype(np.uint16),
+        "nan_right": np.concatenate([[False], right]),
+    }
+    rank_node_pred = np.zeros(len(nodes["feature"]), dtype=np.int32)
+    rank_node_pred[internal] = pred_of_node.ravel() + 1
+    # the kernel walks features in order and fills each one's predicates as one block: the
+    # predicates are already sorted by (feature, threshold) after "always left"
+    ranks["first"] = np.searchsorted(ranks["slot"][1:], np.arange(len(used) + 1)) + 1
+    ranks["first"][0] = 0  # feature 0's block also covers predicate 0 (cut above all codes)
+    return ranks, rank_node_pred
+
+
+def _probe_evaluator(nodes, feature_names, input_float32, compare_lt) -> TreeEnsembleEvaluator:
+    """An evaluator over the nodes whose routing function (_decide) compile steps call."""
+    return TreeEnsembleEvaluator(
+        feature_names=feature_names,
+        task="regression",
+        n_raw=1,
+        input_float32=input_float32,
+        compare_lt=compare_lt,
+        acc_dtype=np.float64,
+        init=np.zeros(1),
+        average_counts=None,
+        transform="identity",
+        transform_params={},
+        nodes=nodes,
+        linear=None,
+        classes=[],
+        n_outputs=1,
+    )
 
 
 def _padded(nodes: dict, roots: np.ndarray, depth: int, node_pred: np.ndarray):

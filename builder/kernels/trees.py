@@ -23,7 +23,13 @@ strategy that finds the leaf of every (tree, row):
   value codes that go right; at predict time one 64-rows-per-word bitset is built per distinct
   (feature, code set) predicate, and trees padded to complete depth are walked with bitwise
   multiplexers to assemble each row's leaf index from the path bits. The input is checked at
-  predict time; anything else falls back to ``walk`` for that block of rows.
+  predict time; anything else falls back to ``walk`` for that block of rows, or, when the
+  compile step built them (models trained on non-integer inputs), to the same bit-sliced
+  trees on threshold-rank codes (``_rank_bits``).
+
+A compiled evaluator may carry ``steps`` (preprocessing folded into its predicates by
+builder.compile.trees.fold_preprocessing): it then reads raw inputs and applies the steps
+itself before any float path.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class TreeEnsembleEvaluator:
         predicates=None,
         n_outputs=None,
         steps=None,
+        ranks=None,
     ):
         self.feature_names = tuple(feature_names)
         self.task = task
@@ -91,6 +98,9 @@ class TreeEnsembleEvaluator:
         # Folded preprocessing (builder.compile.trees.fold_preprocessing): elementwise steps
         # the evaluator applies itself, so the bit-sliced path can read the raw codes.
         self.steps = list(steps) if steps else None
+        # Threshold-rank predicates for non-integer inputs (builder.compile.trees._ranks), or
+        # None: then such inputs are walked.
+        self.ranks = ranks
         if n_outputs is None:
             probe = np.zeros((1, self.n_raw), dtype=self.acc_dtype)
             n_outputs = apply_transform(transform, probe, self.transform_params).shape[1]
@@ -141,14 +151,20 @@ class TreeEnsembleEvaluator:
         n = X.shape[0]
         xf = None
         bits = None
+        key = "node_pred"
         if self.predicates is not None:
             bits = _predicate_bits(X, self.predicates)
+        ranks = getattr(self, "ranks", None)
+        if bits is None and ranks is not None:
+            # not small codes (e.g. non-integer floats): the same trees on threshold ranks
+            xf = self._float_input(X)
+            bits, key = _rank_bits(xf, ranks), "rank_node_pred"
         raw = np.empty((n, self.n_raw), dtype=self.acc_dtype)
         for k, chunks in enumerate(self.classes):
             acc = np.full(n, self.init[k], dtype=self.acc_dtype)
             for chunk in chunks:
                 if chunk["kind"] == "bits" and bits is not None:
-                    acc = _bits_accumulate(chunk, bits, acc, n)
+                    acc = _bits_accumulate(chunk, bits, acc, n, key)
                     continue
                 if xf is None:
                     xf = self._float_input(X)
@@ -371,6 +387,45 @@ def _plane_bits(codes, top, has_nan, present, slot, k_of, effective, words) -> n
     return bits
 
 
+def _rank_bits(xf: np.ndarray, ranks: dict) -> np.ndarray:
+    """Predicate bitsets of the threshold-rank strategy, for any float input.
+
+    A feature's code is the rank of the value among the feature's sorted distinct split
+    thresholds T (searchsorted, the same compare as the split: with ``<=`` splits the code is
+    the number of thresholds < x, so x <= T[j] exactly when code <= j); a split at T[j] sends
+    the row right when code >= j + 1. NaN rows go to the side the compile step read off the
+    kernel's own routing of NaN for that predicate."""
+    feats = ranks["features"]
+    n = xf.shape[0]
+    words = (n + 63) // 64
+    nbytes = (n + 7) // 8
+    xs = np.ascontiguousarray(xf[:, feats].T)  # (used features, rows)
+    offsets = ranks["offsets"]
+    thresholds = ranks["thresholds"]
+    side = ranks["side"]
+    # predicates sorted by feature (compile): feature j owns predicates first[j]:first[j+1]
+    first = ranks["first"]
+    cut = ranks["cut"]
+    bits = np.zeros((len(cut), words), dtype=np.uint64)
+    out = bits.view(np.uint8)
+    codes_dtype = np.uint8 if np.diff(offsets).max() < 255 else np.uint16
+    for j in range(len(feats)):
+        lo, hi = first[j], first[j + 1]
+        if lo == hi:
+            continue
+        codes = np.searchsorted(thresholds[offsets[j] : offsets[j + 1]], xs[j], side=side)
+        codes = codes.astype(codes_dtype)
+        go = codes[None, :] >= cut[lo:hi, None].astype(codes_dtype)
+        out[lo:hi, :nbytes] = np.packbits(go, axis=1, bitorder="little")
+    nan = np.isnan(xs)
+    if nan.any():
+        slot, nan_right = ranks["slot"], ranks["nan_right"]
+        nan_bits = _packed(nan, words)[slot]  # (predicates, words)
+        bits &= ~nan_bits
+        bits[nan_right] |= nan_bits[nan_right]
+    return bits
+
+
 def _transposed(X: np.ndarray) -> np.ndarray:
     """C-ordered copy of X.T, in 256 x 256 tiles: a plain strided copy of a wide int8 matrix
     is cache-hostile (about 4x slower for 6,720 x 2,748)."""
@@ -436,7 +491,9 @@ def _small_codes(xs: np.ndarray) -> tuple[np.ndarray, int, bool] | None:
     return codes, top, has_nan
 
 
-def _bits_accumulate(chunk: dict, bits: np.ndarray, acc: np.ndarray, n: int) -> np.ndarray:
+def _bits_accumulate(
+    chunk: dict, bits: np.ndarray, acc: np.ndarray, n: int, key: str = "node_pred"
+) -> np.ndarray:
     """acc + the leaf values of the chunk's trees, in tree order, from the predicate bitsets.
 
     Trees go in steps small enough for the step's working set to stay in cache; within a
@@ -444,7 +501,7 @@ def _bits_accumulate(chunk: dict, bits: np.ndarray, acc: np.ndarray, n: int) -> 
     gathered from its small table and added (a per-tree loop: order-preserving and faster
     than one large gather)."""
     depth = chunk["depth"]
-    node_pred = chunk["node_pred"]  # (trees, 2**depth - 1) predicate per heap slot
+    node_pred = chunk[key]  # (trees, 2**depth - 1) predicate per heap slot
     tables = chunk["leaf_values"]  # (trees, 2**depth) in the accumulation dtype
     words = bits.shape[1]
     step = max(1, min(TREES_PER_BITS_STEP, (1 << 22) // max(words * 64 * 8, 1)))
