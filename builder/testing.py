@@ -38,6 +38,9 @@ class TestRequest:
     with_dists: tuple[str, ...] = ()  # --pickle: image packages to add
     scan: bool = True  # --pickle: add the image packages the pickle imports
     debug: bool = False  # predict.py --debug
+    jobs: int | None = (
+        None  # validation workers (None: the CPU count; builder/diagnostics/tasks.py)
+    )
 
 
 @dataclass
@@ -207,7 +210,7 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     outcome = TestedSlot(model.slot, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
-            _diagnose(outcome, project, model, pickle, env_python, inputs, observer)
+            _diagnose(outcome, project, model, pickle, env_python, inputs, observer, request.jobs)
         except NmrError as error:
             outcome.problems.append(str(error))
     for problem in outcome.problems:
@@ -240,7 +243,7 @@ def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> 
         observer.report(outcome.report, latest)
 
 
-def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> None:
+def _diagnose(outcome, project, model, pickle, env_python, inputs, observer, jobs=None) -> None:
     from builder.diagnostics import check_fidelity
 
     outcome.fidelity = check_fidelity(pickle, env_python, inputs.live, model)
@@ -264,6 +267,7 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, observer) -> 
         if model.ensemble
         else None,
         "out_dir": project.root / "build" / model.slot,
+        "jobs": jobs or _default_jobs(),
     }
     outcome.validation = _score(
         model.slot, pickle, env_python, validation, bench, observer, **scoring
@@ -328,6 +332,12 @@ def _run(
     result.notes[:0] = [*synthetic, *inputs.notes]
     observer.run_done(name, result, streamed=True)
     return result
+
+
+def _default_jobs() -> int:
+    from builder.diagnostics.tasks import default_jobs
+
+    return default_jobs()
 
 
 def _env_python(tag: str, python) -> str:

@@ -45,6 +45,13 @@ def test_command(
         "--with",
         help="--pickle: also install this package of the image, at its pin (repeatable).",
     ),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Validation: tasks run at once, each in the runtime's Python (default: CPU count).",
+    ),
     minimal_env: bool = typer.Option(
         False,
         "--minimal-env",
@@ -65,6 +72,7 @@ def test_command(
         with_dists=tuple(with_dists or ()),
         scan=not minimal_env,
         debug=debug_enabled(),
+        jobs=jobs,
     )
     outcomes = run_tests(request, None if as_json else _Printer())
     if as_json:
@@ -115,12 +123,34 @@ class _Printer(Observer):
 
 @contextlib.contextmanager
 def _progress(label: str):
-    """A transient rich progress bar; yields ``advance(done, total)``."""
-    from rich.progress import Progress
+    """A transient rich progress bar of rows: done/total, rows per second, ETA; yields
+    ``advance(rows_done, rows_total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(transient=True) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(label, total=None, rate="")
+
+        def advance(done, total):
+            progress.update(task, completed=done, total=total)
+            speed = progress.tasks[task].speed
+            progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+        yield advance
 
 
 def _print_run(name: str, run: RunResult, streamed: bool = False) -> None:
