@@ -210,7 +210,7 @@ def _test_slot(project, model, request: TestRequest, observer: Observer) -> Test
     outcome = TestedSlot(model.slot, run, env=pickle_env, inputs=inputs, synthetic=synthetic)
     if run.ok and request.diagnostics:
         try:
-            _diagnose(outcome, project, model, pickle, env_python, inputs, observer, request.jobs)
+            _diagnose(outcome, project, model, pickle, env_python, inputs, observer, request)
         except NmrError as error:
             outcome.problems.append(str(error))
     for problem in outcome.problems:
@@ -243,7 +243,7 @@ def _write_reports(outcome: TestedSlot, directory: Path, observer: Observer) -> 
         observer.report(outcome.report, latest)
 
 
-def _diagnose(outcome, project, model, pickle, env_python, inputs, observer, jobs=None) -> None:
+def _diagnose(outcome, project, model, pickle, env_python, inputs, observer, request=None) -> None:
     from builder.diagnostics import check_fidelity
 
     outcome.fidelity = check_fidelity(pickle, env_python, inputs.live, model)
@@ -267,7 +267,9 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, observer, job
         if model.ensemble
         else None,
         "out_dir": project.root / "build" / model.slot,
-        "jobs": jobs or _default_jobs(),
+        "jobs": (request.jobs if request else None) or _default_jobs(),
+        "dask": request.dask if request else None,
+        "runtime": model.runtime,
     }
     outcome.validation = _score(
         model.slot, pickle, env_python, validation, bench, observer, **scoring

@@ -52,6 +52,12 @@ def test_command(
         min=1,
         help="Validation: tasks run at once, each in the runtime's Python (default: CPU count).",
     ),
+    dask: str = typer.Option(
+        None,
+        "--dask",
+        envvar="NMR_DASK_SCHEDULER",
+        help="Validation on a Dask cluster: scheduler address, or 'local' (a LocalCluster).",
+    ),
     minimal_env: bool = typer.Option(
         False,
         "--minimal-env",
@@ -73,6 +79,7 @@ def test_command(
         scan=not minimal_env,
         debug=debug_enabled(),
         jobs=jobs,
+        dask=dask,
     )
     outcomes = run_tests(request, None if as_json else _Printer())
     if as_json:

@@ -96,6 +96,24 @@ def _rows_printer(ident):
     return lambda rows: print(f"rows {ident} {rows}", flush=True)
 
 
+_LOADED = {}  # (pickle digest, validation, benchmarks) -> _Task, in a Dask worker
+
+
+def predict_task(pickle_bytes, digest, validation, benchmarks, start, end):
+    """A Dask worker's task (builder/diagnostics/dask_driver.py): rows ``[start, end)`` of
+    ``validation`` (a path or fsspec URL the worker reaches) predicted by the pickle, returned as
+    parquet bytes (id index; era, prediction, member_<i>). The pickle is loaded once per worker."""
+    import io
+
+    key = (digest, validation, benchmarks)
+    if key not in _LOADED:
+        _LOADED.clear()  # one slot at a time per worker: bounded memory
+        _LOADED[key] = _Task(io.BytesIO(pickle_bytes), validation, benchmarks)
+    out = io.BytesIO()
+    _LOADED[key].predict(start, end, out, lambda rows: None)
+    return out.getvalue()
+
+
 class _Task:
     """The pickle loaded as the container loads it, and the validation file opened."""
 
@@ -104,7 +122,7 @@ class _Task:
 
         self.model = pd.read_pickle(pickle_path)
         self.num_args = len(signature(self.model).parameters)
-        self.source = pq.ParquetFile(validation_path)
+        self.source = pq.ParquetFile(_open(validation_path))
         names = self.source.schema_arrow.names
         index_columns = _index_columns(self.source)
         if hasattr(self.model, "required_columns"):
@@ -116,7 +134,7 @@ class _Task:
         self.ensemble = getattr(self.model, "ensemble", False) and len(members) > 1
         self.benchmarks = None
         if self.num_args == 2 and benchmarks_path is not None:
-            self.benchmarks = pd.read_parquet(benchmarks_path)
+            self.benchmarks = pd.read_parquet(_open(benchmarks_path))
 
     def predict(self, start, end, out_path, on_rows):
         pieces = []
@@ -190,6 +208,16 @@ def _member_predictions(model, era_frame):
         raw = pd.Series(np.asarray(member.predict(X), dtype=np.float64))
         out[f"member_{i}"] = raw.rank(pct=True).to_numpy()
     return out
+
+
+def _open(path):
+    """A local path as it is; an fsspec URL (``s3://``, ``gs://``...) opened as a file (Dask
+    workers reach the validation file where they run, never through the scheduler)."""
+    if "://" not in str(path):
+        return path
+    import fsspec
+
+    return fsspec.open(path, "rb").open()
 
 
 def _index_columns(source):

@@ -87,6 +87,8 @@ def run_validation(
     out_dir: Path | None = None,
     jobs: int = 1,
     task_rows: int | None = None,
+    dask: str | None = None,
+    runtime: str | None = None,
 ) -> ValidationResult:
     """Predict ``validation_path`` with the pickle, era by era, and score it (see ``evaluate``).
 
@@ -96,7 +98,10 @@ def run_validation(
     ``on_progress(rows_done, rows_total)`` follows the scored rows. The result does not depend
     on ``jobs``. ``out_dir`` (e.g. ``build/<slot>``) receives ``validation_predictions.parquet``
     and, for an ensemble, ``validation_member_predictions.parquet``; ``members`` names the
-    ensemble's members (name, weight) in bundle order.
+    ensemble's members (name, weight) in bundle order. ``dask`` (a scheduler address, or
+    "local" for a ``LocalCluster`` of ``jobs`` worker processes) predicts the tasks on Dask
+    workers running ``runtime``'s env plus distributed (builder/diagnostics/dask_pool.py);
+    scoring stays here, on ``jobs`` processes.
     """
     from builder.diagnostics import tasks as taskpool
 
@@ -114,10 +119,20 @@ def run_validation(
                 on_progress(done, total)
 
         try:
-            taskpool.predict_tasks(
-                pickle_path, python, validation_path, benchmarks_path, plan, Path(tmp), jobs,
-                on_done=lambda task: scored.submit(task, finished),
-            )  # fmt: skip
+            on_done = lambda task: scored.submit(task, finished)  # noqa: E731
+            if dask is not None:
+                from builder.diagnostics import dask_pool
+
+                env = dask_pool.worker_env(runtime or _default_runtime())
+                dask_pool.predict_tasks_dask(
+                    dask, env, pickle_path, validation_path, benchmarks_path, plan, Path(tmp),
+                    jobs, on_done=on_done,
+                )  # fmt: skip
+            else:
+                taskpool.predict_tasks(
+                    pickle_path, python, validation_path, benchmarks_path, plan, Path(tmp), jobs,
+                    on_done=on_done,
+                )  # fmt: skip
             per_task = scored.results(plan)
         finally:
             scored.close()
@@ -136,6 +151,12 @@ def run_validation(
     result = setup.result(rows, member_names, dict(members or []))
     result.predictions_path = written
     return result
+
+
+def _default_runtime() -> str:
+    from builder import runtimes
+
+    return runtimes.default_tag()
 
 
 def score_task(
