@@ -2,7 +2,7 @@
 
 Usage (from the repository root, in the builder's venv):
     python bench/validation.py --data /path/validation-1m.parquet --rows 1000000
-    python bench/validation.py --data ... --trees 2000,20000 --jobs 1,2 --reference-rows 100000
+    python bench/validation.py --data ... --runs 2000:1,2000:2,2000:naive --reference-rows 20000:110000
 
 The validation file (``--rows`` x 2,748 int8 features, eras of 5,500 rows, Numerai's shape) is
 generated once by ``builder.datasets.write_scaled_validation``, one row group at a time, and
@@ -54,19 +54,17 @@ def main(argv=None) -> int:
 
     rows = pq.ParquetFile(data).metadata.num_rows
     results = []
-    for n_trees in args.trees:
+    for n_trees, how in args.runs:
         pickle, model = _pickle(n_trees)
-        for jobs in args.jobs:
-            row = _measure(["ours", str(pickle), str(data), str(jobs)])
-            row.update(how=f"nmr, --jobs {jobs}", trees=n_trees, cores=jobs)
-            results.append(row)
-            print(json.dumps(row), flush=True)
-        if args.reference_rows != 0:
-            limit = str(args.reference_rows or rows)
+        if how == "naive":
+            limit = str(args.reference_rows.get(n_trees, rows))
             row = _measure(["naive", str(model), str(data), limit])
             row.update(how="naive: pandas + LightGBM", trees=n_trees, cores=1)
-            results.append(row)
-            print(json.dumps(row), flush=True)
+        else:
+            row = _measure(["ours", str(pickle), str(data), how])
+            row.update(how=f"nmr, --jobs {how}", trees=n_trees, cores=int(how))
+        results.append(row)
+        print(json.dumps(row), flush=True)
     fnc = None
     if args.fnc_eras:
         fnc = json.loads(_child(["fnc", str(data), str(args.fnc_eras)]))
@@ -315,8 +313,9 @@ def _render(results: list[dict], fnc: dict | None, rows: int, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x]
+def _runs(text: str):
+    pairs = [item.split(":") for item in text.split(",") if item]
+    return [(int(a), b) for a, b in pairs]
 
 
 def _parse(argv):
@@ -325,12 +324,22 @@ def _parse(argv):
     parser.add_argument("--mode", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--data", default=str(CACHE / "validation-1m-2748.parquet"))
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--trees", type=_ints, default=[2000, 20000])
-    parser.add_argument("--jobs", type=_ints, default=[1, 2])
-    parser.add_argument("--reference-rows", type=int, default=None)
+    parser.add_argument(
+        "--runs",
+        type=_runs,
+        default=_runs("2000:1,2000:2,2000:naive,20000:2,20000:naive"),
+        help="TREES:JOBS or TREES:naive, comma-separated",
+    )
+    parser.add_argument(
+        "--reference-rows",
+        type=_runs,
+        default={},
+        help="TREES:ROWS: the naive reference on the first ROWS rows only (whole eras)",
+    )
     parser.add_argument("--fnc-eras", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "validation.md"))
     args = parser.parse_args(argv)
+    args.reference_rows = {trees: int(limit) for trees, limit in args.reference_rows}
     # the command as quoted in the table, with absolute paths shortened to their file names
     args.argv = [Path(a).name if a.startswith("/") else a for a in argv]
     return args

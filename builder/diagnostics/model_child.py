@@ -151,9 +151,10 @@ class _Task:
         result.to_parquet(out_path)
 
 
-# Rows decoded at a time: bounds memory whatever the file's row-group size (Numerai's files
-# have row groups of ~100k+ rows; 2,748 int8 features x 20k rows = 55 MB per batch).
-BATCH_ROWS = 20_000
+# Rows decoded at a time: bounds memory whatever the file's row-group size. 2,748 int8
+# features x 5,000 rows = 14 MB per batch; measured on 1M x 2,748 rows in row groups of 50k, a
+# worker of the 2,000-tree model peaks at 0.6 GB with 5,000 rows, 1.1 GB with 20,000, same speed.
+BATCH_ROWS = 5_000
 
 
 def range_eras(source, columns, start=0, end=None, batch_rows=BATCH_ROWS):
