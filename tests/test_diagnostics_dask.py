@@ -145,3 +145,22 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return -1
+
+
+def test_worker_env_command_starts_the_runtimes_python_with_the_pinned_distributed():
+    import shlex
+    import subprocess
+
+    from builder.diagnostics.dask_pool import DISTRIBUTED_VERSION
+    from tests.buildkit import nmr_cli
+
+    done = nmr_cli("dask", "worker-env", "--scheduler", "tcp://10.1.2.3:8786")
+    assert done.exit_code == 0, done.output
+    command = done.output.strip().splitlines()[-1].split()
+    assert command[-3:] == ["tcp://10.1.2.3:8786", "--nthreads", "1"]
+    variable, python = command[0], command[1]
+    assert python == support.runtime_python()
+    env = {**os.environ, "PYTHONPATH": variable.split("=", 1)[1]}
+    probe = "import distributed, sys; print(distributed.__version__, sys.version_info[:2])"
+    out = subprocess.run(shlex.split(f"{python} -c '{probe}'"), env=env, capture_output=True)
+    assert out.stdout.decode().split()[0] == DISTRIBUTED_VERSION, out.stderr

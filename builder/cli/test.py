@@ -88,6 +88,36 @@ def test_command(
     raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
 
 
+dask_app = typer.Typer(
+    help="Dask workers for `nmr test --dask`: the runtime's env plus distributed.",
+    no_args_is_help=True,
+)
+app.add_typer(dask_app, name="dask")
+
+
+@dask_app.command("worker-env")
+@user_errors
+def dask_worker_env(
+    runtime: str = typer.Option(None, "--runtime", help="Runtime tag (default: the default)."),
+    python: Path = typer.Option(None, "--python", help="Base interpreter for the runtime env."),
+    scheduler: str = typer.Option(
+        "tcp://SCHEDULER:8786", "--scheduler", help="Scheduler address for the printed command."
+    ),
+) -> None:
+    """Create the Dask worker env of a runtime and print the command that starts a worker."""
+    from builder import runtimes
+    from builder.diagnostics.dask_pool import DISTRIBUTED_VERSION, worker_env
+
+    tag = runtime or runtimes.default_tag()
+    runtimes.get(tag)  # unknown tag: one clear line
+    env = worker_env(tag, python)
+    typer.echo(
+        f"worker env for {tag}: {env.python} + distributed=={DISTRIBUTED_VERSION} ({env.site})"
+    )
+    typer.echo("start a worker (one per core) with:")
+    typer.echo(f"  {env.worker_command(scheduler)}")
+
+
 # --- rendering ------------------------------------------------------------------------------
 
 
