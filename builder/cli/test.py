@@ -184,7 +184,7 @@ def _progress(label: str):
 
         def advance(done, total):
             progress.update(task, completed=done, total=total)
-            speed = progress.tasks[task].speed
+            speed = next(t.speed for t in progress.tasks if t.id == task)
             progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
 
         yield advance
