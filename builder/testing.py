@@ -38,9 +38,8 @@ class TestRequest:
     with_dists: tuple[str, ...] = ()  # --pickle: image packages to add
     scan: bool = True  # --pickle: add the image packages the pickle imports
     debug: bool = False  # predict.py --debug
-    jobs: int | None = (
-        None  # validation workers (None: the CPU count; builder/diagnostics/tasks.py)
-    )
+    jobs: int | None = None  # validation tasks at once (None: CPU count; diagnostics/tasks.py)
+    dask: str | None = None  # Dask scheduler address or "local" (diagnostics/dask_pool.py)
 
 
 @dataclass
