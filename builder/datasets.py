@@ -452,3 +452,55 @@ def _write(data, path: Path, nan_fraction: float, rng) -> None:
 
 def _write_frame(frame: pd.DataFrame, path: Path) -> None:
     frame.to_parquet(path, index=True)
+
+
+def write_scaled_validation(
+    path: Path,
+    rows: int,
+    *,
+    n_features: int = 2748,
+    rows_per_era: int = 5500,
+    row_group_rows: int = 50_000,
+    seed: int = 0,
+    on_progress=None,
+) -> Path:
+    """A validation parquet of Numerai's real shape, ``rows`` x ``n_features`` int8 bins, written
+    one row group at a time (memory: one row group, whatever ``rows``): string ``id`` index,
+    zero-padded ``era`` (``rows_per_era`` rows each, about Numerai's 3.9M rows / 700 eras),
+    ``data_type``, ``target`` in the five bins, carrying signal from the first 20 features.
+    For benchmarks of the validation stage at scale (bench/validation.py); same seed, same bytes.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    names = feature_names(n_features)
+    k = min(20, n_features)
+    weights = rng.normal(size=k)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    writer = None
+    try:
+        for start in range(0, rows, row_group_rows):
+            n = min(row_group_rows, rows - start)
+            X = rng.integers(0, 5, size=(n, n_features), dtype=np.int8)
+            row_ids = np.arange(start, start + n)
+            eras = row_ids // rows_per_era + 1
+            latent = (X[:, :k] - 2.0) @ weights + rng.normal(scale=3.0, size=n)
+            frame = pd.DataFrame(X, columns=names)
+            frame.insert(0, "data_type", "validation")
+            frame.insert(0, "era", [f"{e:04d}" for e in eras])
+            frame["target"] = _bin_per_era(latent, eras).astype(np.float32)
+            frame.index = pd.Index([f"n{i:09x}" for i in row_ids], name="id")
+            table = pa.Table.from_pandas(frame, preserve_index=True)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            if on_progress is not None:
+                on_progress(start + n, rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    tmp.rename(path)
+    return path

@@ -41,6 +41,8 @@ class TestRequest:
     with_dists: tuple[str, ...] = ()  # --pickle: image packages to add
     scan: bool = True  # --pickle: add the image packages the pickle imports
     debug: bool = False  # predict.py --debug
+    jobs: int | None = None  # validation tasks at once (None: CPU count; diagnostics/tasks.py)
+    dask: str | None = None  # Dask scheduler address or "local" (diagnostics/dask_pool.py)
     features: str | None = None  # --pickle: feature set name or comma-separated columns
 
 
@@ -202,7 +204,13 @@ def _test_pickle(request: TestRequest, observer: Observer) -> TestedSlot:
     if run.ok and request.diagnostics and validation is not None:
         # scored like a slot (same child, metrics and report), so the two compare directly;
         # exposure and FNC use --features, else every feature column (its own are unknown)
-        scoring = {"out_dir": directory, "features": _pickle_features(request.features, project)}
+        scoring = {
+            "out_dir": directory,
+            "features": _pickle_features(request.features, project),
+            "jobs": request.jobs or _default_jobs(),
+            "dask": request.dask,
+            "runtime": tag,
+        }
         if project is not None:
             scoring.update(
                 bmc_benchmark=project.data.bmc_benchmark, data_version=project.data.version
@@ -419,6 +427,9 @@ def _diagnose(outcome, project, model, pickle, env_python, inputs, request, obse
         if model.ensemble
         else None,
         "out_dir": project.root / "build" / model.slot,
+        "jobs": request.jobs or _default_jobs(),
+        "dask": request.dask,
+        "runtime": model.runtime,
     }
     outcome.validation = _score(
         model.slot, pickle, env_python, validation, bench, observer, **scoring
@@ -480,6 +491,12 @@ def _run(
     result.notes[:0] = [*synthetic, *inputs.notes]
     observer.run_done(name, result, streamed=True)
     return result
+
+
+def _default_jobs() -> int:
+    from builder.diagnostics.tasks import default_jobs
+
+    return default_jobs()
 
 
 def _env_python(tag: str, python) -> str:

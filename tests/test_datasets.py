@@ -246,3 +246,20 @@ def test_nan_share_reads_the_projects_missing_share_from_the_parquet_footers(tmp
         complete, "v5.2", complete / "features.json", train=complete / "train.parquet"
     )
     assert nan_share(data, columns) == 0.0
+
+
+def test_scaled_validation_is_written_in_row_groups_of_whole_numerai_shape(tmp_path):
+    import pyarrow.parquet as pq
+
+    from builder.datasets import write_scaled_validation
+
+    path = write_scaled_validation(
+        tmp_path / "v.parquet", 1200, n_features=16, rows_per_era=500, row_group_rows=300
+    )
+    source = pq.ParquetFile(path)
+    assert source.num_row_groups == 4 and source.metadata.num_rows == 1200
+    frame = pd.read_parquet(path)
+    assert frame.index.name == "id" and frame.index.is_unique
+    assert frame["era"].tolist() == ["0001"] * 500 + ["0002"] * 500 + ["0003"] * 200
+    assert frame["feature_0015"].dtype == np.int8
+    assert set(frame["target"].unique()) <= {0.0, 0.25, 0.5, 0.75, 1.0}

@@ -72,8 +72,7 @@ def test_each_era_is_predicted_whole_even_across_row_groups(validation, pickles,
         on_progress=lambda done, total: progress.append((done, total)),
         out_dir=tmp_path,
     )
-    # 360 rows / 50 per group: predicting, then scoring, each report all 8 groups
-    assert progress.count((8, 8)) == 2 and progress[-1] == (8, 8)
+    assert progress[-1] == (360, 360)  # rows scored, rows in all
     data = validation["data"]
     assert list(report.per_era.index) == ["0575", "0576", "0577", "0578"]
     for era, frame in data.groupby("era"):
@@ -123,3 +122,75 @@ def test_a_pickle_failing_on_validation_data_is_one_clear_error(validation, tmp_
     )
     with pytest.raises(NmrError, match="validation predictions failed .*feature_9999"):
         run_validation(pickles["raises"], support.runtime_python(), validation["path"])
+
+
+# --- tasks and --jobs ------------------------------------------------------------------------
+
+
+def test_tasks_cover_every_row_once_in_whole_eras(validation):
+    from builder.diagnostics.tasks import plan_tasks
+
+    tasks = plan_tasks(validation["path"], task_rows=100)
+    assert [(t.start, t.end, t.eras) for t in tasks] == [(0, 180, 2), (180, 360, 2)]
+
+
+def test_an_era_split_into_two_runs_of_rows_is_one_clear_error(validation, tmp_path):
+    from builder.diagnostics.tasks import plan_tasks
+    from builder.errors import NmrError
+
+    data = validation["data"]
+    shuffled = pd.concat([data.iloc[:45], data.iloc[90:180], data.iloc[45:90], data.iloc[180:]])
+    path = tmp_path / "unsorted.parquet"
+    shuffled.to_parquet(path)
+    with pytest.raises(NmrError, match="era '0575' appears in two separate runs of rows"):
+        plan_tasks(path)
+
+
+def test_jobs_2_writes_the_same_predictions_and_per_era_metrics_as_jobs_1(
+    validation, pickles, tmp_path
+):
+    reports = {}
+    for jobs in (1, 2):
+        reports[jobs] = run_validation(
+            pickles["bench"],
+            support.runtime_python(),
+            validation["path"],
+            validation["benchmarks"],
+            out_dir=tmp_path / f"jobs{jobs}",
+            jobs=jobs,
+            task_rows=100,  # two tasks, so both workers have one
+        )
+    one, two = reports[1], reports[2]
+    assert one.predictions_path.read_bytes() == two.predictions_path.read_bytes()
+    pd.testing.assert_frame_equal(one.per_era, two.per_era)
+    assert list(one.per_era.index) == ["0575", "0576", "0577", "0578"]
+
+
+def test_the_task_size_changes_no_prediction_and_no_metric(validation, pickles, tmp_path):
+    whole = run_validation(
+        pickles["ranks"], support.runtime_python(), validation["path"], out_dir=tmp_path / "a"
+    )
+    split = run_validation(
+        pickles["ranks"],
+        support.runtime_python(),
+        validation["path"],
+        out_dir=tmp_path / "b",
+        task_rows=90,  # one era per task
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(whole.predictions_path), pd.read_parquet(split.predictions_path)
+    )
+    pd.testing.assert_frame_equal(whole.per_era, split.per_era)
+
+
+def test_batches_smaller_than_an_era_still_give_whole_eras(validation):
+    import pyarrow.parquet as pq
+
+    from builder.diagnostics.model_child import range_eras
+
+    source = pq.ParquetFile(validation["path"])
+    eras = [
+        (era, len(frame))
+        for era, frame in range_eras(source, ["era", "feature_0000", "id"], 90, 360, batch_rows=7)
+    ]
+    assert eras == [("0576", 90), ("0577", 90), ("0578", 90)]

@@ -60,6 +60,19 @@ def test_command(
         "--with",
         help="--pickle: also install this package of the image, at its pin (repeatable).",
     ),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Validation: tasks run at once, each in the runtime's Python (default: CPU count).",
+    ),
+    dask: str = typer.Option(
+        None,
+        "--dask",
+        envvar="NMR_DASK_SCHEDULER",
+        help="Validation on a Dask cluster: scheduler address, or 'local' (a LocalCluster).",
+    ),
     minimal_env: bool = typer.Option(
         False,
         "--minimal-env",
@@ -82,12 +95,44 @@ def test_command(
         with_dists=tuple(with_dists or ()),
         scan=not minimal_env,
         debug=debug_enabled(),
+        jobs=jobs,
+        dask=dask,
     )
     outcomes = run_tests(request, None if as_json else _Printer())
     if as_json:
         payload = _json_safe([o.to_dict() for o in outcomes])
         typer.echo(json.dumps(payload, indent=2, default=str, allow_nan=False))
     raise typer.Exit(0 if all(o.ok for o in outcomes) else 1)
+
+
+dask_app = typer.Typer(
+    help="Dask workers for `nmr test --dask`: the runtime's env plus distributed.",
+    no_args_is_help=True,
+)
+app.add_typer(dask_app, name="dask")
+
+
+@dask_app.command("worker-env")
+@user_errors
+def dask_worker_env(
+    runtime: str = typer.Option(None, "--runtime", help="Runtime tag (default: the default)."),
+    python: Path = typer.Option(None, "--python", help="Base interpreter for the runtime env."),
+    scheduler: str = typer.Option(
+        "tcp://SCHEDULER:8786", "--scheduler", help="Scheduler address for the printed command."
+    ),
+) -> None:
+    """Create the Dask worker env of a runtime and print the command that starts a worker."""
+    from builder import runtimes
+    from builder.diagnostics.dask_pool import DISTRIBUTED_VERSION, worker_env
+
+    tag = runtime or runtimes.default_tag()
+    runtimes.get(tag)  # unknown tag: one clear line
+    env = worker_env(tag, python)
+    typer.echo(
+        f"worker env for {tag}: {env.python} + distributed=={DISTRIBUTED_VERSION} ({env.site})"
+    )
+    typer.echo("start a worker (one per core) with:")
+    typer.echo(f"  {env.worker_command(scheduler)}")
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -139,12 +184,34 @@ class _Printer(Observer):
 
 @contextlib.contextmanager
 def _progress(label: str):
-    """A transient rich progress bar; yields ``advance(done, total)``."""
-    from rich.progress import Progress
+    """A transient rich progress bar of rows: done/total, rows per second, ETA; yields
+    ``advance(rows_done, rows_total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(transient=True) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done, total: progress.update(task, completed=done, total=total)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task(label, total=None, rate="")
+
+        def advance(done, total):
+            progress.update(task, completed=done, total=total)
+            speed = next(t.speed for t in progress.tasks if t.id == task)
+            progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
+
+        yield advance
 
 
 def _print_run(name: str, run: RunResult, streamed: bool = False) -> None:

@@ -29,9 +29,8 @@ Summary per metric: mean, std and Sharpe as numerai-tools' ``sharpe_ratio`` comp
 from __future__ import annotations
 
 import math
-import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,6 @@ from numerai_tools import scoring as nt
 
 from builder.errors import NmrError
 
-_CHILD = Path(__file__).with_name("model_child.py")
 MAIN_TARGET = "target"
 PREDICTIONS_FILE = "validation_predictions.parquet"
 MEMBER_PREDICTIONS_FILE = "validation_member_predictions.parquet"
@@ -87,58 +85,90 @@ def run_validation(
     data_version: str | None = None,
     members: list[tuple[str, float]] | None = None,
     out_dir: Path | None = None,
+    jobs: int = 1,
+    task_rows: int | None = None,
+    dask: str | None = None,
+    runtime: str | None = None,
 ) -> ValidationResult:
     """Predict ``validation_path`` with the pickle, era by era, and score it (see ``evaluate``).
 
-    ``out_dir`` (e.g. ``build/<slot>``) receives ``validation_predictions.parquet`` and, for an
-    ensemble, ``validation_member_predictions.parquet``; ``members`` names the ensemble's
-    members (name, weight) in bundle order.
+    The file is cut into tasks of whole eras (``tasks.plan_tasks``); ``jobs`` runtime workers
+    predict them and ``jobs`` processes score them with numerai-tools, each task's eras as soon
+    as its predictions are written, so nothing holds more than a batch of rows plus an era.
+    ``on_progress(rows_done, rows_total)`` follows the scored rows. The result does not depend
+    on ``jobs``. ``out_dir`` (e.g. ``build/<slot>``) receives ``validation_predictions.parquet``
+    and, for an ensemble, ``validation_member_predictions.parquet``; ``members`` names the
+    ensemble's members (name, weight) in bundle order. ``dask`` (a scheduler address, or
+    "local" for a ``LocalCluster`` of ``jobs`` worker processes) predicts the tasks on Dask
+    workers running ``runtime``'s env plus distributed (builder/diagnostics/dask_pool.py);
+    scoring stays here, on ``jobs`` processes.
     """
+    from builder.diagnostics import tasks as taskpool
+
+    plan = taskpool.plan_tasks(validation_path, task_rows or taskpool.TASK_ROWS)
+    setup = _Setup.of(validation_path, benchmarks_path, features, bmc_benchmark, data_version)
+    total = sum(task.rows for task in plan)
     with tempfile.TemporaryDirectory(prefix="nmr-validation-") as tmp:
-        argv = [
-            str(python),
-            str(_CHILD),
-            "validate",
-            str(pickle_path),
-            str(validation_path),
-            str(benchmarks_path) if benchmarks_path else "-",
-            tmp,
-        ]
-        with subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        ) as proc:
-            for line in proc.stdout:
-                parts = line.split()
-                if len(parts) == 3 and parts[0] == "progress" and on_progress is not None:
-                    on_progress(int(parts[1]), int(parts[2]))
-            stderr = proc.stderr.read()
-        if proc.returncode != 0:
-            last = (stderr.strip().splitlines() or ["no output"])[-1]
-            raise NmrError(f"validation predictions failed for {pickle_path}: {last}")
-        raw = pd.read_parquet(Path(tmp) / "predictions.parquet")
-    predictions = raw[["era", "prediction"]]
-    member_frame = _member_frame(raw, members)
-    written = None
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = out_dir / PREDICTIONS_FILE
-        predictions.to_parquet(written)
-        if member_frame is not None:
-            member_frame.to_parquet(out_dir / MEMBER_PREDICTIONS_FILE)
-    result = evaluate(
-        predictions,
-        validation_path,
-        benchmarks_path,
-        features=features,
-        bmc_benchmark=bmc_benchmark,
-        data_version=data_version,
-        member_predictions=member_frame,
-        member_weights=dict(members or []),
-        on_progress=on_progress,
-    )
+        scored = _ScoringPool(jobs, setup, validation_path, benchmarks_path, Path(tmp))
+        done = 0
+
+        def finished(rows: int) -> None:
+            nonlocal done
+            done += rows
+            if on_progress is not None:
+                on_progress(done, total)
+
+        try:
+            on_done = lambda task: scored.submit(task, finished)  # noqa: E731
+            if dask is not None:
+                from builder.diagnostics import dask_pool
+
+                env = dask_pool.worker_env(runtime or _default_runtime())
+                dask_pool.predict_tasks_dask(
+                    dask, env, pickle_path, validation_path, benchmarks_path, plan, Path(tmp),
+                    jobs, on_done=on_done,
+                )  # fmt: skip
+            else:
+                taskpool.predict_tasks(
+                    pickle_path, python, validation_path, benchmarks_path, plan, Path(tmp), jobs,
+                    on_done=on_done,
+                )  # fmt: skip
+            per_task = scored.results(plan)
+        finally:
+            scored.close()
+        member_names = _member_names(Path(tmp), plan, members)
+        written = None
+        if out_dir is not None:
+            out_dir = Path(out_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            written = out_dir / PREDICTIONS_FILE
+            taskpool.merge_predictions(
+                Path(tmp), plan, written, {"era": "era", "prediction": "prediction"}
+            )
+            if member_names:
+                _write_members(Path(tmp), plan, out_dir / MEMBER_PREDICTIONS_FILE, member_names)
+    rows = [row for task_rows_ in per_task for row in task_rows_]
+    result = setup.result(rows, member_names, dict(members or []))
     result.predictions_path = written
     return result
+
+
+def _default_runtime() -> str:
+    from builder import runtimes
+
+    return runtimes.default_tag()
+
+
+def score_task(
+    validation_path, predictions_file, benchmarks_path, start: int, end: int, setup: _Setup
+) -> list[dict]:
+    """The per-era rows of rows ``[start, end)``, whose predictions are ``predictions_file``
+    (id index; era, prediction, member_<i>...). Runs in a scoring process."""
+    raw = pd.read_parquet(predictions_file)
+    raw.index = raw.index.astype(str)
+    member_frame = _member_frame(raw, None)
+    bench = _benchmark_rows(benchmarks_path, raw.index) if setup.bench_cols else None
+    return _score_eras(validation_path, raw["prediction"], setup, bench, member_frame, start, end)
 
 
 def evaluate(
@@ -161,66 +191,140 @@ def evaluate(
     against; None means the data version's main benchmark, skipped with a note when absent.
     ``on_progress(done, total)`` is called per row group read (scoring can take minutes).
     """
-    import pyarrow.parquet as pq
-
-    source = pq.ParquetFile(validation_path)
-    names = source.schema_arrow.names
-    if MAIN_TARGET not in names:
-        raise NmrError(f"{validation_path}: no {MAIN_TARGET!r} column, so nothing can be scored")
-    targets = [c for c in names if c.startswith("target_")]
-    if features is None:
-        features = [c for c in names if c.startswith("feature_")]
-    missing = [c for c in features if c not in names]
-    if missing:
-        raise NmrError(
-            f"{validation_path}: feature column {missing[0]!r} of the slot is missing "
-            f"({len(missing)} missing in all)"
-        )
-    notes: list[str] = []
+    setup = _Setup.of(validation_path, benchmarks, features, bmc_benchmark, data_version)
     bench = _benchmark_frame(benchmarks)
-    bench_cols = list(bench.columns) if bench is not None else []
-    bmc_col = _bmc_column(bmc_benchmark, data_version, bench_cols, notes)
     if member_predictions is not None:
         member_predictions = member_predictions.copy()
         member_predictions.index = member_predictions.index.astype(str)
     predictions = predictions.copy()
     predictions.index = predictions.index.astype(str)
+    rows = _score_eras(validation_path, predictions["prediction"], setup, bench, member_predictions)
+    names = list(member_predictions.columns) if member_predictions is not None else []
+    return setup.result(rows, names, member_weights or {})
 
-    columns = ["era", MAIN_TARGET, *targets, *features]
+
+@dataclass(frozen=True)
+class _Setup:
+    """What scoring needs to know before the first era (picklable, for scoring processes)."""
+
+    targets: list[str]
+    features: list[str]
+    bench_cols: list[str]
+    bmc_col: str | None
+    notes: list[str]
+
+    @classmethod
+    def of(cls, validation_path, benchmarks, features, bmc_benchmark, data_version) -> _Setup:
+        import pyarrow.parquet as pq
+
+        names = pq.ParquetFile(validation_path).schema_arrow.names
+        if MAIN_TARGET not in names:
+            raise NmrError(
+                f"{validation_path}: no {MAIN_TARGET!r} column, so nothing can be scored"
+            )
+        targets = [c for c in names if c.startswith("target_")]
+        if features is None:
+            features = [c for c in names if c.startswith("feature_")]
+        missing = [c for c in features if c not in names]
+        if missing:
+            raise NmrError(
+                f"{validation_path}: feature column {missing[0]!r} of the slot is missing "
+                f"({len(missing)} missing in all)"
+            )
+        notes: list[str] = []
+        bench_cols = _benchmark_columns(benchmarks)
+        bmc_col = _bmc_column(bmc_benchmark, data_version, bench_cols, notes)
+        return cls(targets, list(features), bench_cols, bmc_col, notes)
+
+    def result(self, rows: list[dict], member_names, member_weights: dict) -> ValidationResult:
+        per_era = pd.DataFrame(rows).set_index("era") if rows else pd.DataFrame()
+        member_info = [
+            {"name": name, "weight": float(member_weights.get(name, 1.0))}
+            for name in member_names or []
+        ]
+        if member_names:
+            per_era = _name_members(per_era, member_names)
+        summary = summarize(per_era, self.targets, self.bench_cols, member_info)
+        summary["bmc_benchmark"] = self.bmc_col
+        return ValidationResult(
+            per_era=per_era,
+            summary=summary,
+            benchmark_columns=self.bench_cols,
+            targets=self.targets,
+            bmc_benchmark=self.bmc_col,
+            members=member_info,
+            notes=list(self.notes),
+        )
+
+
+def _score_eras(validation_path, prediction, setup, bench, members, start=0, end=None):
+    import pyarrow.parquet as pq
+
+    from builder.diagnostics.model_child import range_eras
+
+    source = pq.ParquetFile(validation_path)
+    index_cols = _index_columns(source)
+    wanted = {"era", MAIN_TARGET, *setup.targets, *setup.features, *index_cols}
+    columns = [c for c in source.schema_arrow.names if c in wanted]
     rows = []
-    for era, frame in _eras(source, columns, on_progress):
-        era_pred = predictions.reindex(frame.index)["prediction"]
+    for era, frame in range_eras(source, columns, start, end):
+        frame.index = frame.index.astype(str)
+        era_pred = prediction.reindex(frame.index)
         if era_pred.isna().all():
             continue  # an era the predictions do not cover (e.g. a subset was predicted)
         era_bench = bench.reindex(frame.index) if bench is not None else None
-        era_members = (
-            member_predictions.reindex(frame.index) if member_predictions is not None else None
-        )
+        era_members = members.reindex(frame.index) if members is not None else None
         row = score_era(
             era_pred,
-            frame[[MAIN_TARGET, *targets]],
-            frame[features],
+            frame[[MAIN_TARGET, *setup.targets]],
+            frame[setup.features],
             era_bench,
-            bmc_col,
+            setup.bmc_col,
             era_members,
         )
         rows.append({"era": str(era), **row})
-    per_era = pd.DataFrame(rows).set_index("era") if rows else pd.DataFrame()
-    member_info = [
-        {"name": name, "weight": float((member_weights or {}).get(name, 1.0))}
-        for name in (member_predictions.columns if member_predictions is not None else [])
-    ]
-    summary = summarize(per_era, targets, bench_cols, member_info)
-    summary["bmc_benchmark"] = bmc_col
-    return ValidationResult(
-        per_era=per_era,
-        summary=summary,
-        benchmark_columns=bench_cols,
-        targets=targets,
-        bmc_benchmark=bmc_col,
-        members=member_info,
-        notes=notes,
-    )
+    return rows
+
+
+class _ScoringPool:
+    """Scores tasks as their predictions land: in this process for one job, else in ``jobs``
+    spawned processes (numerai-tools is pandas code, so threads would share one core)."""
+
+    def __init__(self, jobs, setup, validation_path, benchmarks_path, tmp: Path):
+        self.setup, self.tmp = setup, tmp
+        self.args = (str(validation_path), str(benchmarks_path) if benchmarks_path else None)
+        self.futures: dict[int, object] = {}
+        self.pool = None
+        if jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the caller runs threads, and fork with threads can deadlock
+            self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, task, finished: Callable[[int], None]) -> None:
+        from builder.diagnostics.tasks import task_file
+
+        validation_path, bench = self.args
+        args = (validation_path, task_file(self.tmp, task), bench, task.start, task.end)
+        if self.pool is None:
+            self.futures[task.index] = score_task(*args, self.setup)
+            finished(task.rows)
+            return
+        future = self.pool.submit(score_task, *args, self.setup)
+        future.add_done_callback(lambda f: f.exception() is None and finished(task.rows))
+        self.futures[task.index] = future
+
+    def results(self, plan) -> list[list[dict]]:
+        out = []
+        for task in plan:
+            value = self.futures[task.index]
+            out.append(value if self.pool is None else value.result())
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
 
 def score_era(
@@ -409,28 +513,43 @@ def default_bmc_benchmark(data_version: str | None) -> str:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _eras(source, columns: list[str], on_progress=None) -> Iterator[tuple[str, pd.DataFrame]]:
-    """Whole eras of a parquet file, streamed by row group (eras are contiguous in Numerai's
-    files; an era may straddle row groups)."""
-    wanted = [c for c in source.schema_arrow.names if c in set(columns)]
+def _index_columns(source) -> list[str]:
     metadata = source.schema_arrow.pandas_metadata or {}
-    index_cols = [c for c in metadata.get("index_columns", []) if isinstance(c, str)]
-    wanted += [c for c in index_cols if c not in wanted]
-    pending = None
-    total = source.num_row_groups
-    for group in range(total):
-        frame = source.read_row_group(group, columns=wanted).to_pandas()
-        frame.index = frame.index.astype(str)
-        if pending is not None:
-            frame = pd.concat([pending, frame])
-        if len(frame) == 0:
-            continue
-        last_era = frame["era"].iloc[-1]
-        done = frame[frame["era"] != last_era] if group < total - 1 else frame
-        pending = frame[frame["era"] == last_era] if group < total - 1 else None
-        yield from done.groupby("era", sort=False)
-        if on_progress is not None:
-            on_progress(group + 1, total)
+    return [c for c in metadata.get("index_columns", []) if isinstance(c, str)]
+
+
+def _benchmark_columns(benchmarks) -> list[str]:
+    """The benchmark model columns of a path or frame, without reading the rows."""
+    if benchmarks is None:
+        return []
+    if isinstance(benchmarks, pd.DataFrame):
+        names = list(benchmarks.columns)
+    elif Path(benchmarks).exists():
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(benchmarks)
+        names = [c for c in source.schema_arrow.names if c not in _index_columns(source)]
+    else:
+        return []
+    return [c for c in names if c not in ("era", "data_type", "id") and not c.startswith("__")]
+
+
+def _benchmark_rows(benchmarks_path, ids: pd.Index) -> pd.DataFrame | None:
+    """The benchmark rows of ``ids`` only (a task's), read with a filter, not the whole file."""
+    import pyarrow.parquet as pq
+
+    if benchmarks_path is None:
+        return None
+    source = pq.ParquetFile(benchmarks_path)
+    index_cols = _index_columns(source)
+    if len(index_cols) != 1:
+        return _benchmark_frame(benchmarks_path)
+    key = index_cols[0]
+    columns = [*_benchmark_columns(benchmarks_path), key]
+    table = pq.read_table(benchmarks_path, columns=columns, filters=[(key, "in", list(ids))])
+    frame = table.to_pandas()
+    frame.index = frame.index.astype(str)
+    return frame
 
 
 def _benchmark_frame(benchmarks) -> pd.DataFrame | None:
@@ -476,6 +595,40 @@ def _bmc_column(chosen, data_version, bench_cols: list[str], notes: list[str]) -
             "BMC not computed: no validation benchmark models file (data.validation_benchmarks)"
         )
     return None
+
+
+def _member_names(tmp: Path, plan, members) -> list[str]:
+    """The ensemble's member names in bundle order ([] for a single model)."""
+    import pyarrow.parquet as pq
+
+    from builder.diagnostics.tasks import task_file
+
+    if not plan:
+        return []
+    count = sum(
+        c.startswith("member_") for c in pq.ParquetFile(task_file(tmp, plan[0])).schema_arrow.names
+    )
+    if not count:
+        return []
+    names = [name for name, _ in members] if members else []
+    if len(names) != count:
+        names = [f"member{i}" for i in range(count)]
+    return _unique(names)
+
+
+def _name_members(per_era: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Per-era columns ``member_<i>_*`` (from task files) renamed ``member_<name>_*``."""
+    mapping = {}
+    for i, name in enumerate(names):
+        for metric in ("corr", "contribution"):
+            mapping[f"member_member{i}_{metric}"] = f"member_{name}_{metric}"
+    return per_era.rename(columns=mapping)
+
+
+def _write_members(tmp: Path, plan, target: Path, names: list[str]) -> None:
+    from builder.diagnostics.tasks import merge_predictions
+
+    merge_predictions(tmp, plan, target, {f"member_{i}": name for i, name in enumerate(names)})
 
 
 def _member_frame(raw: pd.DataFrame, members) -> pd.DataFrame | None:
