@@ -312,22 +312,7 @@ def _predicates(
     (features, MAX_CODE + 1) gives, per feature, the value the trees see for each code instead
     (folded preprocessing, see fold_preprocessing).
     """
-    probe_eval = TreeEnsembleEvaluator(
-        feature_names=feature_names,
-        task="regression",
-        n_raw=1,
-        input_float32=input_float32,
-        compare_lt=compare_lt,
-        acc_dtype=np.float64,
-        init=np.zeros(1),
-        average_counts=None,
-        transform="identity",
-        transform_params={},
-        nodes=nodes,
-        linear=None,
-        classes=[],
-        n_outputs=1,
-    )
+    probe_eval = _probe_evaluator(nodes, feature_names, input_float32, compare_lt)
     probe = code_values()
     if input_float32:
         probe = probe.astype(np.float32).astype(np.float64)

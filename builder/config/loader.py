@@ -276,20 +276,12 @@ class _Resolver:
             # when asked (a pickle: slot cannot be wrapped at all, see shipped_slot)
             if "postprocessing" not in raw:
                 postprocessing, raw_output = (), True
-            return ModelConfig(
-                slot=slot,
-                members=(),
-                ensemble=False,
-                preprocessing=preprocessing,
-                postprocessing=postprocessing,
-                raw_output=raw_output,
-                runtime=runtime or default_runtime,
-                deploy=self.deploy(_typed(raw, "deploy", dict, {})),
-                mark=self.mark(base, key=True),
-                **shipped,
-            )
-        if "function" in raw:
-            self.problem((*base, "function"), "function applies to source: slots only", key=True)
+        else:
+            shipped = {}
+            if "function" in raw:
+                self.problem(
+                    (*base, "function"), "function applies to source: slots only", key=True
+                )
         return ModelConfig(
             slot=slot,
             members=tuple(members),
@@ -300,6 +292,7 @@ class _Resolver:
             runtime=runtime or default_runtime,
             deploy=self.deploy(_typed(raw, "deploy", dict, {})),
             mark=self.mark(base, key=True),
+            **shipped,
         )
 
     def shipped_slot(self, raw: dict, base: tuple, features) -> dict | None:
