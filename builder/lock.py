@@ -21,6 +21,7 @@ from pathlib import Path
 
 from builder import __version__, runtimes
 from builder.config.model import ModelConfig, Project, Step
+from builder.config.normalize import step_dict
 from builder.errors import NmrError
 
 LOCK_NAME = "numerai.lock"
@@ -217,13 +218,13 @@ def normalized_config(project: Project, model: ModelConfig) -> dict:
                 "format": m.format,
                 "features": list(m.features),
                 "weight": m.weight,
-                "preprocessing": [_step(s) for s in m.preprocessing],
+                "preprocessing": [step_dict(s) for s in m.preprocessing],
             }
             for m in model.members
         ],
         "ensemble": model.ensemble,
-        "preprocessing": [_step(s) for s in model.preprocessing],
-        "postprocessing": [_step(s) for s in model.postprocessing],
+        "preprocessing": [step_dict(s) for s in model.preprocessing],
+        "postprocessing": [step_dict(s) for s in model.postprocessing],
         "raw_output": model.raw_output,
         "legacy_signature": model.deploy.legacy_signature,
         "runtime": model.runtime,
@@ -278,21 +279,6 @@ def _file_input(project: Project, path: Path) -> dict:
         "path": relative(project, path),
         "sha256": file_sha256(path) if path.is_file() else None,
     }
-
-
-def _step(step: Step) -> dict:
-    entry = {"name": step.name, "params": {k: _jsonable(v) for k, v in step.params}}
-    if step.feature_columns:
-        entry["feature_columns"] = list(step.feature_columns)
-    return entry
-
-
-def _jsonable(value):
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def _reads_train(step: Step) -> bool:

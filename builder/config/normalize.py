@@ -24,12 +24,12 @@ def normalized(model: ModelConfig, root: Path) -> dict:
                 "feature_set": member.feature_set,
                 "features": list(member.features),
                 "weight": member.weight,
-                "preprocessing": [_step(step) for step in member.preprocessing],
+                "preprocessing": [step_dict(step) for step in member.preprocessing],
             }
             for member in model.members
         ],
-        "preprocessing": [_step(step) for step in model.preprocessing],
-        "postprocessing": [_step(step) for step in model.postprocessing],
+        "preprocessing": [step_dict(step) for step in model.preprocessing],
+        "postprocessing": [step_dict(step) for step in model.postprocessing],
         "raw_output": model.raw_output,
         "runtime": model.runtime,
         "deploy": {
@@ -42,7 +42,9 @@ def normalized(model: ModelConfig, root: Path) -> dict:
     }
 
 
-def _step(step: Step) -> dict:
+def step_dict(step: Step) -> dict:
+    """A step as plain JSON data (name, params, resolved feature columns); numerai.lock's
+    normalized config uses it too, so both describe a step the same way."""
     data = {"name": step.name, "params": {k: _plain(v) for k, v in step.params}}
     if step.feature_columns:
         data["feature_columns"] = list(step.feature_columns)
@@ -50,8 +52,10 @@ def _step(step: Step) -> dict:
 
 
 def _plain(value):
-    if isinstance(value, tuple):
+    if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
 
