@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.buildkit import write_data
+from tests.buildkit import nmr_cli, write_data
 
 SOURCE = '''\
 """A model nmr cannot compile: scikit-learn, fitted inside the runtime's own Python."""
@@ -151,3 +151,18 @@ def write_legacy_pickle(path: Path, data: Path) -> Path:
 
 def lock(root: Path) -> dict:
     return json.loads((root / "numerai.lock").read_text())
+
+
+def nmr(root: Path, *args):
+    """`nmr ARGS -f <root>/numerai.yaml`, in-process (the click Result)."""
+    return nmr_cli(*args, "-f", root / "numerai.yaml")
+
+
+def built_project(tmp_path_factory, name: str, models: str = MODELS) -> Path:
+    """A project with ``models`` written and built once (for module-scoped fixtures)."""
+    root = tmp_path_factory.mktemp(name) / "project"
+    root.mkdir()
+    write_project(root, models)
+    result = nmr(root, "build")
+    assert result.exit_code == 0, result.output
+    return root

@@ -8,29 +8,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from builder.cli import app
-from tests.slotkit import write_project
+from tests.slotkit import built_project, nmr
 
 pytest.importorskip("catboost")
 pytestmark = pytest.mark.slow  # trains, builds three slots and deploys them (about a minute)
 
-runner = CliRunner()
-
-
-def _nmr(root, *args):
-    return runner.invoke(app, [*args, "-f", str(root / "numerai.yaml")])
-
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kinds") / "project"
-    root.mkdir()
-    write_project(root)
-    result = _nmr(root, "build")
-    assert result.exit_code == 0, result.output
-    return root
+    return built_project(tmp_path_factory, "kinds")
 
 
 def test_every_slot_kind_builds_into_one_lock(project):
@@ -41,7 +28,7 @@ def test_every_slot_kind_builds_into_one_lock(project):
 
 
 def test_every_slot_kind_passes_nmr_test(project):
-    result = _nmr(project, "test", "--json")
+    result = nmr(project, "test", "--json")
     assert result.exit_code == 0, result.output
     outcomes = {o["slot"]: o for o in json.loads(result.stdout)}
     assert {slot: o["run"]["status"] for slot, o in outcomes.items()} == {
@@ -64,15 +51,15 @@ def test_compiled_catboost_pickle_imports_numpy_pandas_and_stdlib_only(project):
 
 
 def test_apply_sandbox_deploys_every_slot_kind_then_has_nothing_to_do(project):
-    first = _nmr(project, "apply", "--sandbox", "--yes")
+    first = nmr(project, "apply", "--sandbox", "--yes")
     assert first.exit_code == 0, first.output
     assert "Apply complete: 3 applied, 0 failed." in first.output
-    status = json.loads(_nmr(project, "status", "--sandbox", "--json").stdout)
+    status = json.loads(nmr(project, "status", "--sandbox", "--json").stdout)
     assert {s["slot"]: s["validation_status"] for s in status["slots"]} == {
         "cb": "validated",
         "custom": "validated",
         "legacy": "validated",
     }
-    again = _nmr(project, "apply", "--sandbox", "--yes")
+    again = nmr(project, "apply", "--sandbox", "--yes")
     assert again.exit_code == 0, again.output
     assert "No changes." in again.output

@@ -10,11 +10,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from builder.cli import app
 from builder.pack import imported_globals
-from tests.slotkit import lock, write_project
+from tests.buildkit import copy_project
+from tests.slotkit import built_project, lock, nmr
 
 pytest.importorskip("catboost")
 pytestmark = pytest.mark.slow  # creates the runtime env with scikit-learn on first use
@@ -25,28 +24,15 @@ custom:
   features: small
 """
 
-runner = CliRunner()
-
-
-def _nmr(root, *args):
-    return runner.invoke(app, [*args, "-f", str(root / "numerai.yaml")])
-
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("source") / "project"
-    root.mkdir()
-    write_project(root, MODELS)
-    result = _nmr(root, "build")
-    assert result.exit_code == 0, result.output
-    return root
+    return built_project(tmp_path_factory, "source", MODELS)
 
 
 @pytest.fixture()
 def project(built, tmp_path):
-    root = tmp_path / "project"
-    shutil.copytree(built, root)
-    return root
+    return copy_project(built, tmp_path)
 
 
 def test_source_slot_is_packed_with_the_image_scikit_learn(built):
@@ -72,7 +58,7 @@ def test_source_slot_lock_records_the_source_and_files_read_at_import(built):
 
 
 def test_source_slot_is_up_to_date_when_nothing_changed(project):
-    result = _nmr(project, "build", "--check")
+    result = nmr(project, "build", "--check")
     assert result.exit_code == 0, result.output
     assert "custom: up to date" in result.output
 
@@ -82,31 +68,31 @@ def test_source_slot_rebuilds_when_a_file_read_at_import_changes(project):
         arrays = {k: old[k] for k in old.files}
     arrays["y"] = arrays["y"][::-1].copy()
     np.savez(project / "src" / "ridge.npz", **arrays)
-    check = _nmr(project, "build", "--check")
+    check = nmr(project, "build", "--check")
     assert "custom: out of date (reads)" in check.output
     before = lock(project)["slots"]["custom"]["pickle"]["sha256"]
-    assert _nmr(project, "build").exit_code == 0
+    assert nmr(project, "build").exit_code == 0
     assert lock(project)["slots"]["custom"]["pickle"]["sha256"] != before
 
 
 def test_source_slot_rebuilds_when_an_imported_project_module_changes(project):
     helpers = project / "src" / "helpers.py"
     helpers.write_text(helpers.read_text().replace("2.0", "1.0"))
-    check = _nmr(project, "build", "--check")
+    check = nmr(project, "build", "--check")
     assert "custom: out of date (reads)" in check.output
 
 
 def test_source_slot_pickle_is_byte_identical_from_another_checkout_path(built, tmp_path):
     other = tmp_path / "elsewhere" / "checkout"
     shutil.copytree(built, other)
-    result = _nmr(other, "build", "--force")
+    result = nmr(other, "build", "--force")
     assert result.exit_code == 0, result.output
     ours = (built / "build" / "custom" / "model.pkl").read_bytes()
     assert (other / "build" / "custom" / "model.pkl").read_bytes() == ours
 
 
 def test_source_slot_passes_nmr_test_in_the_numerai_predict_emulation(built):
-    result = _nmr(built, "test", "custom", "--json")
+    result = nmr(built, "test", "custom", "--json")
     assert result.exit_code == 0, result.output
     (outcome,) = json.loads(result.stdout)
     assert outcome["run"]["status"] == "Success"
@@ -119,8 +105,8 @@ def test_source_slot_postprocessing_wraps_the_function_output(project):
         config.read_text() + "    postprocessing:\n      - gaussianize_per_era: {}\n"
         "      - rank_per_era: {}\n"
     )
-    assert _nmr(project, "build").exit_code == 0
-    result = _nmr(project, "test", "custom", "--json", "--no-diagnostics")
+    assert nmr(project, "build").exit_code == 0
+    result = nmr(project, "test", "custom", "--json", "--no-diagnostics")
     assert result.exit_code == 0, result.output
     (outcome,) = json.loads(result.stdout)
     predictions = pd.read_csv(outcome["run"]["predictions_path"])["prediction"]
@@ -132,7 +118,7 @@ def test_source_slot_postprocessing_wraps_the_function_output(project):
 def test_source_slot_importing_a_module_the_image_lacks_fails_naming_the_slot(project):
     source = project / "src" / "predict.py"
     source.write_text("import not_a_real_package_xyz\n" + source.read_text())
-    result = _nmr(project, "build")
+    result = nmr(project, "build")
     assert result.exit_code == 1
     assert "models.custom.source:" in result.output
     assert "No module named 'not_a_real_package_xyz'" in result.output
@@ -142,6 +128,6 @@ def test_source_slot_importing_a_module_the_image_lacks_fails_naming_the_slot(pr
 def test_source_slot_without_the_named_function_is_refused(project):
     config = project / "numerai.yaml"
     config.write_text(config.read_text() + "    function: no_such_function\n")
-    result = _nmr(project, "build")
+    result = nmr(project, "build")
     assert result.exit_code == 1
     assert "src/predict.py defines no function 'no_such_function'" in result.output
